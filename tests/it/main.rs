@@ -1,0 +1,10 @@
+//! pochta integration tests: the built binaries against real peers. One test crate with modules.
+
+// Helpers are shared by modules of this one binary; `pub` here is for them, not for export.
+#![allow(unreachable_pub)]
+// This whole binary is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config;
+mod harness;
+mod runtime;
