@@ -8,3 +8,4 @@
 mod config;
 mod harness;
 mod runtime;
+mod units;
