@@ -29,7 +29,6 @@
 #![forbid(unsafe_code)]
 
 mod auth_request;
-mod client;
 mod client_msg;
 mod error;
 pub mod escape;
@@ -53,9 +52,9 @@ pub use framing::{
 };
 pub use mech::{Cookie, MechFlag, MechFlags, Mechanism};
 pub use secret::Secret;
-#[cfg(any())]
 pub use server::{
-    AuthServerConfig, AuthServerConn, AuthStart, Disposition, ServerError, ServerEvent,
+    AuthServerConfig, AuthServerConn, AuthStart, Disposition, NotInFlight, ServerError,
+    ServerEvent,
 };
 pub use server_msg::{FailCode, FailReply, OkReply, ServerReply};
 #[cfg(any())]
