@@ -207,10 +207,22 @@ impl AuthRequest {
                 });
                 Some(())
             }
-            "cert_username" => { self.cert_username = Some(value.clone()); Some(()) },
-            "session" => { self.session = Some(value.clone()); Some(()) },
-            "local_name" => { self.local_name = Some(value.clone()); Some(()) },
-            "client_id" => { self.client_id = Some(value.clone()); Some(()) },
+            "cert_username" => {
+                self.cert_username = Some(value.clone());
+                Some(())
+            }
+            "session" => {
+                self.session = Some(value.clone());
+                Some(())
+            }
+            "local_name" => {
+                self.local_name = Some(value.clone());
+                Some(())
+            }
+            "client_id" => {
+                self.client_id = Some(value.clone());
+                Some(())
+            }
             "forward_fields" => {
                 self.forward_fields = value
                     .split('\t')
@@ -219,9 +231,18 @@ impl AuthRequest {
                     .collect();
                 Some(())
             }
-            "ssl_client_cert_fp" => { self.ssl_client_cert_fp = Some(value.clone()); Some(()) },
-            "ssl_client_cert_pubkey_fp" => { self.ssl_client_cert_pubkey_fp = Some(value.clone()); Some(()) }
-            "ssl_ja3_hash" => { self.ssl_ja3_hash = Some(value.clone()); Some(()) },
+            "ssl_client_cert_fp" => {
+                self.ssl_client_cert_fp = Some(value.clone());
+                Some(())
+            }
+            "ssl_client_cert_pubkey_fp" => {
+                self.ssl_client_cert_pubkey_fp = Some(value.clone());
+                Some(())
+            }
+            "ssl_ja3_hash" => {
+                self.ssl_ja3_hash = Some(value.clone());
+                Some(())
+            }
             _ => None,
         };
         if ok.is_none() {
@@ -371,7 +392,10 @@ mod tests {
             parse("AUTH\t1\tPLAIN\tlip=1.2.3.4"),
             Err(ParseError::MissingService(RequestId::new(1).unwrap()))
         );
-        assert!(matches!(parse("AUTH\t0\tPLAIN"), Err(ParseError::BadRequestId(_))));
+        assert!(matches!(
+            parse("AUTH\t0\tPLAIN"),
+            Err(ParseError::BadRequestId(_))
+        ));
         assert!(matches!(parse("AUTH\t1"), Err(ParseError::Missing { .. })));
         assert_eq!(
             parse("AUTH\t3\tPLAIN\tservice=smtp\tresp=!!"),

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn escapes_the_five_bytes() {
-        assert_eq!(escape("a\tb\nc\rd\0e\x01f"), "a\x01tb\x01nc\x01rd\x010e\x011f");
+        assert_eq!(
+            escape("a\tb\nc\rd\0e\x01f"),
+            "a\x01tb\x01nc\x01rd\x010e\x011f"
+        );
         assert_eq!(escape_bytes(b"\t\n"), b"\x01t\x01n");
     }
 

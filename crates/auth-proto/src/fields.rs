@@ -16,6 +16,9 @@ use crate::escape::{escape_into, unescape};
 pub struct RequestId(NonZeroU32);
 
 impl RequestId {
+    /// Id 1.
+    pub const MIN: RequestId = RequestId(NonZeroU32::MIN);
+
     /// `None` for 0.
     pub fn new(id: u32) -> Option<Self> {
         NonZeroU32::new(id).map(RequestId)

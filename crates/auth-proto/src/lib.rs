@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod auth_request;
+mod client;
 mod client_msg;
 mod error;
 pub mod escape;
@@ -43,6 +44,7 @@ mod userdb_msg;
 mod userdb_server;
 
 pub use auth_request::{decode_initial_response, AuthRequest, Secured};
+pub use client::{AuthClientConfig, AuthClientConn, ClientError, ClientEvent, ServerInfo};
 
 pub use client_msg::ClientCommand;
 pub use error::ParseError;
@@ -53,14 +55,11 @@ pub use framing::{
 pub use mech::{Cookie, MechFlag, MechFlags, Mechanism};
 pub use secret::Secret;
 pub use server::{
-    AuthServerConfig, AuthServerConn, AuthStart, Disposition, NotInFlight, ServerError,
-    ServerEvent,
+    AuthServerConfig, AuthServerConn, AuthStart, Disposition, NotInFlight, ServerError, ServerEvent,
 };
 pub use server_msg::{FailCode, FailReply, OkReply, ServerReply};
-#[cfg(any())]
 pub use userdb_client::{UserdbClientConfig, UserdbClientConn, UserdbClientError, UserdbEvent};
 pub use userdb_msg::{ListRequest, UserLookup, UserdbReply, UserdbRequest};
-#[cfg(any())]
 pub use userdb_server::{
     UserdbServerConfig, UserdbServerConn, UserdbServerError, UserdbServerEvent,
 };

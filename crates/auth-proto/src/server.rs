@@ -187,7 +187,10 @@ impl fmt::Display for ServerError {
         match self {
             ServerError::LineTooLong(e) => write!(f, "client sent a {e}"),
             ServerError::VersionMismatch(l) => {
-                write!(f, "client not compatible with this server (first line: {l})")
+                write!(
+                    f,
+                    "client not compatible with this server (first line: {l})"
+                )
             }
             ServerError::ExpectedCpid(l) => {
                 write!(f, "client sent unknown handshake command: {l}")
@@ -427,7 +430,10 @@ impl AuthServerConn {
                 ..InFlight::default()
             },
         );
-        Ok(ServerEvent::Auth(Box::new(AuthStart { request, mechanism })))
+        Ok(ServerEvent::Auth(Box::new(AuthStart {
+            request,
+            mechanism,
+        })))
     }
 
     fn continue_request(
@@ -521,7 +527,9 @@ impl AuthServerConn {
     /// Ends a request with `FAIL`. Failure delays (`auth_failure_delay`) are the driver's job:
     /// call this when the delay is over.
     pub fn reply_fail(&mut self, reply: FailReply) -> Result<(), NotInFlight> {
-        self.requests.remove(&reply.id).ok_or(NotInFlight(reply.id))?;
+        self.requests
+            .remove(&reply.id)
+            .ok_or(NotInFlight(reply.id))?;
         self.queue(ServerReply::Fail(reply));
         Ok(())
     }

@@ -5,7 +5,10 @@ fn config() -> AuthServerConfig {
     AuthServerConfig::new(
         vec![
             Mechanism::new("PLAIN", &[MechFlag::Plaintext]),
-            Mechanism::new("SCRAM-SHA-256-PLUS", &[MechFlag::MutualAuth, MechFlag::ChannelBinding]),
+            Mechanism::new(
+                "SCRAM-SHA-256-PLUS",
+                &[MechFlag::MutualAuth, MechFlag::ChannelBinding],
+            ),
             Mechanism::new("SCRAM-SHA-256", &[MechFlag::MutualAuth]),
         ],
         812,
@@ -22,7 +25,10 @@ fn ready(minor: u32) -> AuthServerConn {
     let mut c = AuthServerConn::new(config());
     c.take_output();
     c.feed(format!("VERSION\t1\t{minor}\nCPID\t99\n").as_bytes());
-    assert!(matches!(c.next_event(), Some(Ok(ServerEvent::Hello { .. }))));
+    assert!(matches!(
+        c.next_event(),
+        Some(Ok(ServerEvent::Hello { .. }))
+    ));
     c
 }
 
@@ -47,7 +53,10 @@ fn final_response_without_final_resp_ok_goes_as_cont() {
     assert!(matches!(c.next_event(), Some(Ok(ServerEvent::Auth(_)))));
     c.reply_continue(id(1), b"r=abc").unwrap();
     c.feed(b"CONT\t1\teQ==\n");
-    assert!(matches!(c.next_event(), Some(Ok(ServerEvent::Continue { .. }))));
+    assert!(matches!(
+        c.next_event(),
+        Some(Ok(ServerEvent::Continue { .. }))
+    ));
     c.reply_ok(OkReply {
         id: id(1),
         user: Some("alice".into()),
@@ -105,7 +114,10 @@ fn too_many_requests() {
     cfg.max_in_flight = 1;
     let mut c = AuthServerConn::new(cfg);
     c.feed(b"VERSION\t1\t2\nCPID\t1\nAUTH\t1\tPLAIN\tservice=x\nAUTH\t2\tPLAIN\tservice=x\n");
-    assert!(matches!(c.next_event(), Some(Ok(ServerEvent::Hello { .. }))));
+    assert!(matches!(
+        c.next_event(),
+        Some(Ok(ServerEvent::Hello { .. }))
+    ));
     assert!(matches!(c.next_event(), Some(Ok(ServerEvent::Auth(_)))));
     assert_eq!(
         c.next_event(),
