@@ -19,7 +19,11 @@ fn systemd_units_verify() {
         for daemon in ["authd", "mda-lmtp", "mta", "pop3d", "imapd"] {
             let installed = format!("/usr/sbin/pochta-{daemon} ");
             let exe = root.join(format!("target/debug/pochta-{daemon}"));
-            let built = if exe.exists() { exe } else { daemon_bin("testd") };
+            let built = if exe.exists() {
+                exe
+            } else {
+                daemon_bin("testd")
+            };
             text = text.replace(&installed, &format!("{} ", built.display()));
         }
         std::fs::write(dir.join(&name), text).unwrap();
@@ -41,7 +45,12 @@ fn systemd_units_verify() {
     // systemd < 253 does not know Type=notify-reload yet; the units document the drop-in for it.
     let problems: Vec<&str> = stderr
         .lines()
-        .filter(|l| !(version < 253 && l.ends_with("Failed to parse service type, ignoring: notify-reload")))
+        .filter(|l| {
+            !(version < 253 && l.ends_with("Failed to parse service type, ignoring: notify-reload"))
+        })
         .collect();
-    assert!(out.status.success() && problems.is_empty(), "systemd-analyze verify:\n{stderr}");
+    assert!(
+        out.status.success() && problems.is_empty(),
+        "systemd-analyze verify:\n{stderr}"
+    );
 }
