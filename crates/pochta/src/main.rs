@@ -1,1 +1,41 @@
-fn main() {}
+//! `pochta`: the admin tool of the pochta mail suite — `pochta demo` starts the whole suite on
+//! loopback with generated config, certificate and users. Later subcommands (pw, user, auth test,
+//! queue) stay thin: they call the library crates, never reimplement them.
+//!
+//! Trust: run by the admin; reads and writes only below the directories it is given. As root, the
+//! demo's daemons drop to `nobody`.
+
+#![forbid(unsafe_code)]
+
+mod demo;
+mod demo_configs;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "pochta", version, about = "pochta mail suite: admin tool")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start every pochta daemon on loopback with a generated config, certificate and demo users.
+    Demo {
+        /// Directory for configs, sockets, mail, queue and logs.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+        /// Password for alice@pochta.test and bob@pochta.test (default: a random one, printed).
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Cmd::Demo { dir, password } => demo::run(demo::DemoArgs { dir, password }),
+    }
+}
