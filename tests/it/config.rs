@@ -13,16 +13,10 @@ pub fn daemon_bin(name: &str) -> PathBuf {
     if name == "testd" {
         return testd();
     }
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/it-xxxx → target/<profile>/pochta-<name>
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join(format!("pochta-{name}"));
+    let bin = bin_dir().join(format!("pochta-{name}"));
     assert!(
         bin.exists(),
-        "{} is not built: run `cargo build --workspace --bins` first",
+        "{} is not built: run `cargo build --workspace --bins` first (./run-tests does)",
         bin.display()
     );
     bin
@@ -115,7 +109,20 @@ fn samples_parse_and_reject_unknown_keys_everywhere() {
     let dir = TempDir::new("samples");
     let mut checked_tables = 0;
     for (sample, name) in samples() {
-        let bin = daemon_bin(&name);
+        // A sample whose daemon is not built is a failure, never a skip.
+        let bin = if name == "testd" {
+            testd()
+        } else {
+            bin_dir().join(format!("pochta-{name}"))
+        };
+        assert!(
+            bin.exists(),
+            "{} is checked by {}, which is not built: run `cargo build --workspace --bins` \
+             first (./run-tests does), or name the sample after its daemon (etc/<daemon>.toml \
+             for pochta-<daemon>)",
+            sample.display(),
+            bin.display()
+        );
         let (code, err) = check(&bin, &sample);
         // Sample certificate paths may not exist on a build machine; everything else must pass.
         assert!(

@@ -96,6 +96,12 @@ impl Notify {
     }
 }
 
+/// target/<profile>: where cargo puts the workspace's binaries (this test binary is in deps/).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
 pub fn testd() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_pochta-testd"))
 }
@@ -107,7 +113,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `cmd` (already holding its arguments) with stderr to a log file and NOTIFY_SOCKET set.
+    /// Starts `cmd` (already holding its arguments) with stderr to a log file and NOTIFY_SOCKET
+    /// set.
     pub fn spawn(mut cmd: Command, dir: &TempDir, notify: &Notify) -> Self {
         let log_path = dir.join(&format!("daemon-{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).unwrap();

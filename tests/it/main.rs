@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod config;
+mod demo;
 mod harness;
 mod runtime;
 mod units;

@@ -107,7 +107,12 @@ fn check_config_exit_codes() {
 
     // A missing certificate file is caught by --check-config too.
     let nocert = dir.join("nocert.toml");
-    std::fs::write(&nocert, "[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:1\"\n").unwrap();
+    std::fs::write(
+        &nocert,
+        "[tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n\
+        [[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
     let out = Command::new(testd())
         .arg("--check-config")
         .arg("-c")
@@ -129,7 +134,8 @@ fn socket_activation_uses_passed_fds() {
     std::fs::write(
         &cfg,
         as_test_user(&format!(
-            "[[listener]]\nservice = \"echo\"\nfd_name = \"echo-tcp\"\naddress = \"127.0.0.1:{port}\"\n\n\
+            "[[listener]]\nservice = \"echo\"\nfd_name = \"echo-tcp\"\n\
+                address = \"127.0.0.1:{port}\"\n\n\
              [[listener]]\nservice = \"echo\"\nfd_name = \"echo-unix\"\naddress = \"{}\"\n",
             not_bound.display()
         )),
@@ -195,8 +201,10 @@ fn privilege_drop_after_bind() {
     let (d, _n) = start_testd(
         &dir,
         &format!(
-            "[server]\nuser = \"nobody\"\n\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{low_port}\"\n\n\
-             [[listener]]\nservice = \"echo\"\naddress = \"{}\"\nowner = \"nobody\"\nmode = \"0640\"\n",
+            "[server]\nuser = \"nobody\"\n\n[[listener]]\nservice = \"echo\"\n\
+                address = \"127.0.0.1:{low_port}\"\n\n\
+             [[listener]]\nservice = \"echo\"\naddress = \"{}\"\nowner = \"nobody\"\n\
+                 mode = \"0640\"\n",
             sock.display()
         ),
     );
@@ -245,8 +253,10 @@ fn sighup_reloads_certificate_and_keeps_sessions() {
     let (mut d, mut notify) = start_testd(
         &dir,
         &format!(
-            "{tls}\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{tls_port}\"\ntls = \"implicit\"\n\n\
-             [[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{st_port}\"\ntls = \"starttls\"\n"
+            "{tls}\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{tls_port}\"\n\
+                tls = \"implicit\"\n\n\
+             [[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{st_port}\"\n\
+                 tls = \"starttls\"\n"
         ),
     );
     let old = tls_wrap(TcpStream::connect(("127.0.0.1", tls_port)).unwrap());
@@ -302,7 +312,10 @@ fn starttls_discards_injected_plaintext() {
     let port = free_port();
     let (_d, _n) = start_testd(
         &dir,
-        &format!("{tls}\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n"),
+        &format!(
+            "{tls}\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\n\
+            tls = \"starttls\"\n"
+        ),
     );
     let mut c = connect(port);
     assert_eq!(c.line(), "+OK testd ready\r\n");
@@ -321,7 +334,10 @@ fn sigterm_drains_then_says_goodbye() {
     let port = free_port();
     let (mut d, mut notify) = start_testd(
         &dir,
-        &format!("[server]\ndrain_timeout = \"2s\"\n\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\n"),
+        &format!(
+            "[server]\ndrain_timeout = \"2s\"\n\n[[listener]]\nservice = \"echo\"\n\
+            address = \"127.0.0.1:{port}\"\n"
+        ),
     );
     let mut c = connect(port);
     assert_eq!(c.line(), "+OK testd ready\r\n");
@@ -355,7 +371,10 @@ fn sigterm_exits_as_soon_as_sessions_end() {
     let port = free_port();
     let (mut d, mut notify) = start_testd(
         &dir,
-        &format!("[server]\ndrain_timeout = \"60s\"\n\n[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\n"),
+        &format!(
+            "[server]\ndrain_timeout = \"60s\"\n\n[[listener]]\nservice = \"echo\"\n\
+            address = \"127.0.0.1:{port}\"\n"
+        ),
     );
     let mut c = connect(port);
     assert_eq!(c.line(), "+OK testd ready\r\n");
@@ -395,8 +414,10 @@ fn connection_limits_refuse_with_protocol_reply() {
     let (_d, _n) = start_testd(
         &dir,
         &format!(
-            "[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{p_total}\"\nmax_connections = 2\n\n\
-             [[listener]]\nservice = \"echo\"\naddress = \"0.0.0.0:{p_ip}\"\nmax_connections_per_ip = 1\n"
+            "[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{p_total}\"\n\
+                max_connections = 2\n\n\
+             [[listener]]\nservice = \"echo\"\naddress = \"0.0.0.0:{p_ip}\"\n\
+                 max_connections_per_ip = 1\n"
         ),
     );
     let mut a = connect(p_total);
@@ -454,7 +475,10 @@ fn idle_timeout_says_goodbye() {
     let port = free_port();
     let (_d, _n) = start_testd(
         &dir,
-        &format!("[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\nidle_timeout = \"500ms\"\n"),
+        &format!(
+            "[[listener]]\nservice = \"echo\"\naddress = \"127.0.0.1:{port}\"\n\
+            idle_timeout = \"500ms\"\n"
+        ),
     );
     let mut c = connect(port);
     assert_eq!(c.line(), "+OK testd ready\r\n");

@@ -18,7 +18,7 @@ fn systemd_units_verify() {
         // built yet get an existing stand-in so the rest of the unit is still checked.
         for daemon in ["authd", "mda-lmtp", "mta", "pop3d", "imapd"] {
             let installed = format!("/usr/sbin/pochta-{daemon} ");
-            let exe = root.join(format!("target/debug/pochta-{daemon}"));
+            let exe = bin_dir().join(format!("pochta-{daemon}"));
             let built = if exe.exists() {
                 exe
             } else {

@@ -293,7 +293,8 @@ impl<'de> Deserialize<'de> for ListenAddress {
         }
         s.parse().map(ListenAddress::Tcp).map_err(|_| {
             de::Error::custom(format!(
-                "invalid address {s:?}: expected \"IP:port\", \"[IPv6]:port\" or an absolute socket path"
+                "invalid address {s:?}: expected \"IP:port\", \"[IPv6]:port\" or an \
+                 absolute socket path"
             ))
         })
     }

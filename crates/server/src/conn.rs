@@ -283,10 +283,11 @@ impl Connection {
         let old_len = self.buf.len();
         self.buf.resize(old_len + want, 0);
         let (stream, buf, shutdown) = (&mut self.stream, &mut self.buf, &self.shutdown);
+        let idle = self.idle_timeout;
         let result = tokio::select! {
             biased;
             _ = shutdown.cancelled() => Ok(Fill::Shutdown),
-            r = tokio::time::timeout(self.idle_timeout, stream.read(&mut buf[old_len..])) => match r {
+            r = tokio::time::timeout(idle, stream.read(&mut buf[old_len..])) => match r {
                 Err(_) => Ok(Fill::Idle),
                 Ok(Ok(0)) => Ok(Fill::Eof),
                 Ok(Ok(n)) => { buf.truncate(old_len + n); return Ok(Fill::Data); }

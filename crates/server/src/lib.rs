@@ -1,10 +1,10 @@
 //! pochta-server: the runtime every pochta daemon runs on.
 //!
 //! Purpose: config loading (TOML, `deny_unknown_fields`, `file:line:col` errors), listeners (TCP,
-//! UNIX sockets with owner/group/mode, systemd socket activation), TLS (rustls, TLS ≥ 1.2, reloaded
-//! on SIGHUP), privilege drop after bind, sd_notify (READY/RELOADING/STOPPING/STATUS/WATCHDOG),
-//! graceful shutdown with a drain time, connection limits per listener and per IP, idle timeouts and
-//! a tracing span per session.
+//! UNIX sockets with owner/group/mode, systemd socket activation), TLS (rustls, TLS ≥ 1.2,
+//! reloaded on SIGHUP), privilege drop after bind, sd_notify
+//! (READY/RELOADING/STOPPING/STATUS/WATCHDOG), graceful shutdown with a drain time, connection
+//! limits per listener and per IP, idle timeouts and a tracing span per session.
 //!
 //! Trust: the config file is trusted (it comes from the admin); everything a client sends is not —
 //! this crate only moves bytes and bounds how many it buffers, the protocol crates parse them.

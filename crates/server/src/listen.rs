@@ -123,7 +123,8 @@ fn adopt<S: ServiceKind>(cfg: &ListenerConfig<S>, fd: OwnedFd) -> Result<BoundLi
         (ListenAddress::Unix(_), None) if local.is_unix() => StdListener::Unix(sock.into()),
         (want, _) => {
             return Err(format!(
-                "systemd socket {name:?} is not of the kind configured ({want}); check the .socket unit"
+                "systemd socket {name:?} is not of the kind configured ({want}); \
+                 check the .socket unit"
             ))
         }
     };

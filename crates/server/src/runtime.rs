@@ -181,7 +181,10 @@ where
         Err(e) => return fatal(name, exit::OSERR, &e),
     };
     for unclaimed in systemd.unclaimed() {
-        tracing::warn!(fd_name = %unclaimed, "systemd passed a socket no listener is configured for; closing it");
+        tracing::warn!(
+            fd_name = %unclaimed,
+            "systemd passed a socket no listener is configured for; closing it"
+        );
     }
     drop(systemd);
     let identity = match privilege::drop_privileges(cfg.server()) {
@@ -301,8 +304,15 @@ async fn serve<H: Sessions>(
             _ = hup.recv() => {
                 notify::reloading();
                 let status = match reload::<H>(config_path, &cfg, tls.as_deref(), &handler) {
-                    Ok(new) => { cfg = new; tracing::info!("configuration reloaded"); format!("pochta-{name} ready (reloaded)") }
-                    Err(e) => { tracing::error!("reload failed, keeping the running configuration: {e}"); format!("pochta-{name} ready (reload failed: {e})") }
+                    Ok(new) => {
+                        cfg = new;
+                        tracing::info!("configuration reloaded");
+                        format!("pochta-{name} ready (reloaded)")
+                    }
+                    Err(e) => {
+                        tracing::error!("reload failed, keeping the running configuration: {e}");
+                        format!("pochta-{name} ready (reload failed: {e})")
+                    }
                 };
                 notify::ready(&status);
             }
@@ -419,7 +429,10 @@ fn start_session<H: Sessions>(state: &Arc<ListenerState<H>>, mut conn: Connectio
     let slot = match state.limits.acquire(peer.ip()) {
         Ok(slot) => slot,
         Err(which) => {
-            tracing::warn!(listener = %state.shown, %peer, limit = which, "connection refused: too many connections");
+            tracing::warn!(
+                listener = %state.shown, %peer, limit = which,
+                "connection refused: too many connections"
+            );
             let reply = state.handler.busy_reply(&state.config.service);
             let tls = state
                 .tls
