@@ -71,6 +71,10 @@ struct Running {
     name: &'static str,
     child: Child,
     config: PathBuf,
+    /// Reads (and drops) the daemon's later notify datagrams (RELOADING, STOPPING, …) until
+    /// the daemon is stopped, so it never writes to a vanished socket.
+    notify: tokio::task::JoinHandle<()>,
+    notify_path: PathBuf,
 }
 
 pub(crate) fn run(args: DemoArgs) -> ExitCode {
@@ -472,15 +476,20 @@ async fn start(env: &DemoEnv, p: &Planned) -> Result<Running, Failure> {
             log_since(&log, log_start)
         )),
     };
-    let _ = std::fs::remove_file(&notify_path);
     match outcome {
         Ok(()) => Ok(Running {
             name,
             child,
             config: p.config.clone(),
+            notify: tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while notify.recv(&mut buf).await.is_ok() {}
+            }),
+            notify_path,
         }),
         Err(e) => {
             let _ = child.kill().await;
+            let _ = std::fs::remove_file(&notify_path);
             Err(e)
         }
     }
@@ -536,9 +545,9 @@ fn print_summary(env: &DemoEnv, running: &[Running], missing: &[(&str, String)])
         for (service, address, tls) in listeners(&r.config) {
             let tls = match tls.as_str() {
                 "none" => String::new(),
-                other => format!("({other} TLS)"),
+                other => format!(" ({other} TLS)"),
             };
-            println!("  pochta-{:<9} {service:<12} {address} {tls}", r.name);
+            println!("  pochta-{:<9} {service:<12} {address}{tls}", r.name);
         }
     }
     if !missing.is_empty() {
@@ -656,6 +665,8 @@ async fn stop_all(running: &mut Vec<Running>) {
                 let _ = r.child.kill().await;
             }
         }
+        r.notify.abort();
+        let _ = std::fs::remove_file(&r.notify_path);
     }
     running.clear();
     println!("stopped.");
