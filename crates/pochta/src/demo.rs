@@ -123,7 +123,17 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
         );
     }
 
-    prepare(&env)?;
+    let env = std::sync::Arc::new(env);
+    // Hashing the demo password is CPU work: off the async thread.
+    let prep = std::sync::Arc::clone(&env);
+    tokio::task::spawn_blocking(move || prepare(&prep))
+        .await
+        .or_else(|e| {
+            fail(
+                exit::SOFTWARE,
+                format!("preparing {}: {e}", env.dir.display()),
+            )
+        })??;
     for p in &planned {
         if let Some(text) = &p.generated {
             std::fs::write(&p.config, format!("{GENERATED}\n{text}"))
@@ -230,13 +240,13 @@ fn is_users_own(config: &Path) -> bool {
     }
 }
 
-/// Passwords go into a passwd-file line, so they must not break it.
+/// A password a user can type into any client.
 fn check_password(pw: &str) -> Result<(), String> {
     if pw.is_empty() {
         return Err("--password must not be empty".into());
     }
-    if pw.contains(':') || pw.chars().any(char::is_control) {
-        return Err("--password must not contain ':' or control characters".into());
+    if pw.chars().any(char::is_control) {
+        return Err("--password must not contain control characters".into());
     }
     Ok(())
 }
@@ -341,18 +351,21 @@ fn prepare(env: &DemoEnv) -> Result<(), Failure> {
 }
 
 /// DIR/etc/users in Dovecot's passwd-file format: `user:{SCHEME}password:uid:gid:gecos:home:
-/// shell:extra`. Empty uid/gid/home: the daemons' own config supplies them.
+/// shell:extra`, hashed as `doveadm pw -s SHA512-CRYPT` does. Empty uid/gid/home: the daemons'
+/// own config supplies them.
 fn write_users(env: &DemoEnv) -> Result<(), Failure> {
     let users = env.users_file();
     let mut text = String::from("# pochta demo users (Dovecot passwd-file format)\n");
     for user in ["alice", "bob"] {
-        // {PLAIN} until pochta-password (crates/password) can hash: switch to its
-        // SHA512-CRYPT then. The file is readable only by the daemons' user.
-        text.push_str(&format!(
-            "{user}@{}:{{PLAIN}}{}::::::\n",
-            demo_configs::DOMAIN,
-            env.password
-        ));
+        let email = format!("{user}@{}", demo_configs::DOMAIN);
+        let hash = pochta_password::generate(
+            pochta_password::Scheme::Sha512Crypt,
+            env.password.as_bytes(),
+            &email,
+            None,
+        )
+        .or_else(|e| fail(exit::SOFTWARE, format!("cannot hash the password: {e}")))?;
+        text.push_str(&format!("{email}:{hash}::::::\n"));
     }
     let tmp = users.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -683,9 +696,8 @@ mod tests {
 
     #[test]
     fn passwords_that_would_break_the_users_file_are_refused() {
-        assert!(check_password("s3cret pass").is_ok());
+        assert!(check_password("s3cret pass:x").is_ok());
         assert!(check_password("").is_err());
-        assert!(check_password("a:b").is_err());
         assert!(check_password("a\nb").is_err());
     }
 
@@ -711,13 +723,21 @@ mod tests {
         write_users(&env).unwrap_or_else(|Failure(_, m)| panic!("{m}"));
         let text = std::fs::read_to_string(dir.join("etc/users")).unwrap();
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(
-            lines,
-            [
-                "alice@pochta.test:{PLAIN}pw::::::",
-                "bob@pochta.test:{PLAIN}pw::::::"
-            ]
-        );
+        assert_eq!(lines.len(), 2, "{text}");
+        for (line, user) in lines.iter().zip(["alice", "bob"]) {
+            let fields: Vec<&str> = line.split(':').collect();
+            assert_eq!(fields.len(), 8, "{line}");
+            assert_eq!(fields[0], format!("{user}@pochta.test"));
+            assert!(fields[1].starts_with("{SHA512-CRYPT}$6$"), "{line}");
+            let stored = pochta_password::StoredPassword::parse(
+                fields[1],
+                pochta_password::Scheme::Plain,
+                false,
+            )
+            .unwrap();
+            assert!(stored.verify(b"pw", fields[0]).unwrap());
+            assert!(fields[2..].iter().all(|f| f.is_empty()), "{line}");
+        }
         let mode = std::fs::metadata(dir.join("etc/users")).unwrap().mode();
         assert_eq!(mode & 0o777, 0o640);
         std::fs::remove_dir_all(&dir).unwrap();
