@@ -344,6 +344,7 @@ fn stops_on(sig: Signal) {
             "mail",
             "mail/pochta.test",
             "spool",
+            "spool/imapd",
             "tls/key.pem",
             "etc/users",
         ] {

@@ -326,6 +326,13 @@ fn prepare(env: &DemoEnv) -> Result<(), Failure> {
             set_mode(&p, if sub == "tls" { 0o700 } else { 0o755 })?;
         }
     }
+    for daemon in DAEMONS {
+        let p = env.spool().join(daemon);
+        if !p.is_dir() {
+            std::fs::create_dir(&p).map_err(io_fail(&p))?;
+            set_mode(&p, 0o755)?;
+        }
+    }
     let cert = dir.join("tls/cert.pem");
     let key = dir.join("tls/key.pem");
     if !cert.exists() || !key.exists() {

@@ -7,17 +7,18 @@
 //!    - start with `env.server_table()` (log level, drain time, and `user` when run as root);
 //!    - add `env.tls_table()` when a listener uses TLS (the demo's self-signed certificate);
 //!    - add `listener(service, address, tls)` for each listener, on the fixed ports of design.md
-//!      §4 (the `SMTP`, `SUBMISSION`, … constants below) or at `env.socket("lmtp")` for
+//!      §4 (`ports::SMTP`, `ports::IMAP`, … below) or at `env.socket("lmtp")` for
 //!      UNIX sockets (sockets live in DIR/run: `auth-client`, `auth-userdb`, `lmtp`);
 //!    - then its own tables. Paths: mail in `env.mail_root()` laid out as
-//!      `<mail_root>/pochta.test/<user>/Maildir` (Dovecot's `%d/%n/Maildir`), the users file
+//!      `<mail_root>/pochta.test/<user>/Maildir` (`env.mail_location()` gives that as the
+//!      template `<mail_root>/%d/%n/Maildir` of design.md §3), the users file
 //!      `env.users_file()` (DIR/etc/users, Dovecot passwd-file format, alice@pochta.test and
-//!      bob@pochta.test), queue and other state in `env.spool().join("<daemon>")`. Quote every
-//!      path with `q()`.
+//!      bob@pochta.test), queue and other state in `env.spool().join("<daemon>")` (the demo
+//!      creates it). Quote paths with `q()`, other strings with `quote()`.
 //! 2. Add one arm to `config()`: `"mda-lmtp" => Some(mda_lmtp(env)),`.
 //!
 //! The demo then writes DIR/etc/<daemon>.toml, runs `pochta-<daemon> --check-config -c` on it,
-//! starts `pochta-<daemon> -c` it with its own NOTIFY_SOCKET, waits for READY=1 and prints the
+//! starts `pochta-<daemon> -c <it>` with its own NOTIFY_SOCKET, waits for READY=1, prints the
 //! `[[listener]]` tables as endpoints: nothing else to register. Started as root, the daemons
 //! drop to `env.run_as` (nobody); DIR/run, DIR/mail, DIR/spool, DIR/tls and DIR/etc/users belong
 //! to that user, so whatever a daemon writes must live below them.
@@ -86,6 +87,11 @@ impl DemoEnv {
         self.dir.join("mail")
     }
 
+    /// `DIR/mail/%d/%n/Maildir`: the mail location template (design.md §3 variables).
+    pub(crate) fn mail_location(&self) -> String {
+        format!("{}/%d/%n/Maildir", self.mail_root().display())
+    }
+
     /// DIR/spool: daemons keep their queue and state in `<this>/<daemon>`.
     pub(crate) fn spool(&self) -> PathBuf {
         self.dir.join("spool")
@@ -119,8 +125,23 @@ pub(crate) fn listener(service: &str, address: &str, tls: &str) -> String {
 pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
     match daemon {
         // One arm per daemon, e.g.: "mda-lmtp" => Some(mda_lmtp(env)),
+        "mda-lmtp" => Some(mda_lmtp(env)),
         _ => None,
     }
+}
+
+/// pochta-mda-lmtp: LMTP on DIR/run/lmtp, users from authd's auth-userdb socket, Maildirs in
+/// DIR/mail/%d/%n/Maildir.
+fn mda_lmtp(env: &DemoEnv) -> String {
+    let mut s = env.server_table();
+    s.push_str(&listener("lmtp", &env.socket("lmtp").to_string_lossy(), "none"));
+    s.push_str(&format!(
+        "[lmtp]\nhostname = {}\n\n[userdb]\nsocket = {}\n\n[delivery]\nmail_location = {}\n",
+        quote(&format!("mx.{DOMAIN}")),
+        q(&env.socket("auth-userdb")),
+        quote(&format!("{}/%d/%n/Maildir", env.mail_root().display()))
+    ));
+    s
 }
 
 /// A one-line example using what is running.
