@@ -121,7 +121,6 @@ pub(crate) fn listener(service: &str, address: &str, tls: &str) -> String {
 }
 
 /// The config file for `daemon`, or `None` while the daemon has no demo config yet.
-#[allow(clippy::match_single_binding, unused_variables)] // until the first daemon adds its arm
 pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
     match daemon {
         // One arm per daemon, e.g.: "mda-lmtp" => Some(mda_lmtp(env)),
@@ -134,7 +133,11 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
 /// DIR/mail/%d/%n/Maildir.
 fn mda_lmtp(env: &DemoEnv) -> String {
     let mut s = env.server_table();
-    s.push_str(&listener("lmtp", &env.socket("lmtp").to_string_lossy(), "none"));
+    s.push_str(&listener(
+        "lmtp",
+        &env.socket("lmtp").to_string_lossy(),
+        "none",
+    ));
     s.push_str(&format!(
         "[lmtp]\nhostname = {}\n\n[userdb]\nsocket = {}\n\n[delivery]\nmail_location = {}\n",
         quote(&format!("mx.{DOMAIN}")),
