@@ -154,6 +154,11 @@ pub(crate) fn example(running: &[&str], env: &DemoEnv) -> Option<String> {
             "swaks --server {} --from bob@{DOMAIN} --to alice@{DOMAIN}",
             ports::SMTP
         ))
+    } else if running.contains(&"mda-lmtp") {
+        Some(format!(
+            "swaks --protocol LMTP --socket {} --from bob@{DOMAIN} --to alice@{DOMAIN}",
+            env.socket("lmtp").display()
+        ))
     } else if running.contains(&"authd") {
         Some(format!(
             "doveadm auth test -a {} alice@{DOMAIN} {}",
