@@ -355,6 +355,17 @@ fn stops_on(sig: Signal) {
         assert_eq!(users_meta.permissions().mode() & 0o777, 0o640);
     }
 
+    // A second demo on the same DIR would take over the first one's sockets: refused.
+    let mut second = DemoRun::spawn(&bin, &dir, "pw");
+    assert_eq!(
+        second.wait_exit(DEADLINE).code(),
+        Some(75),
+        "{}",
+        second.output()
+    );
+    let want = format!("another pochta demo is running in {}", dir.display());
+    assert!(second.stderr().contains(&want), "{}", second.output());
+
     let mut c = connect(port);
     assert_eq!(c.line(), "+OK testd ready\r\n");
     let t0 = Instant::now();

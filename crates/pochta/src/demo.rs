@@ -37,6 +37,7 @@ mod exit {
     pub(super) const SOFTWARE: u8 = 70;
     pub(super) const OSERR: u8 = 71;
     pub(super) const CANTCREAT: u8 = 73;
+    pub(super) const TEMPFAIL: u8 = 75;
     pub(super) const CONFIG: u8 = 78;
     pub(super) const USAGE: u8 = 64;
 }
@@ -106,6 +107,7 @@ async fn demo(args: DemoArgs) -> Result<(), Failure> {
     let bin_dir = me.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut signals = Signals::new()?;
     let env = demo_env(&args)?;
+    let _lock = lock_dir(&env.dir)?;
 
     let (planned, missing) = plan(&env, &bin_dir);
     for (name, why) in &missing {
@@ -193,6 +195,23 @@ fn demo_env(args: &DemoArgs) -> Result<DemoEnv, Failure> {
         password,
         password_generated,
         run_as,
+    })
+}
+
+/// One demo per DIR: a second one would take over the first one's sockets. Held until exit.
+fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Failure> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_fail(&path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).or_else(|_| {
+        fail(
+            exit::TEMPFAIL,
+            format!("another pochta demo is running in {}", dir.display()),
+        )
     })
 }
 
