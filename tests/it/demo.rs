@@ -392,6 +392,12 @@ fn runs_daemons_and_stops_them_on_sigint() {
     stops_on(Signal::SIGINT);
 }
 
+/// The terminal went away: the daemons (in their own process group) must not outlive the demo.
+#[test]
+fn runs_daemons_and_stops_them_on_sighup() {
+    stops_on(Signal::SIGHUP);
+}
+
 /// A daemon that cannot start: the demo exits non-zero with that daemon's own error and stops
 /// the daemons it had already started.
 #[test]

@@ -407,10 +407,12 @@ fn print_summary(env: &DemoEnv, running: &[Running], missing: &[(&str, String)])
     println!("Ctrl-C stops everything.");
 }
 
-/// SIGTERM and SIGINT, taken over before anything starts.
+/// SIGTERM, SIGINT and SIGHUP (the terminal went away), taken over before anything starts:
+/// the daemons run in their own process group, so only the demo can stop them.
 struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
 }
 
 impl Signals {
@@ -420,6 +422,7 @@ impl Signals {
         Ok(Signals {
             term: take(SignalKind::terminate())?,
             int: take(SignalKind::interrupt())?,
+            hup: take(SignalKind::hangup())?,
         })
     }
 
@@ -427,6 +430,7 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}
+            _ = self.hup.recv() => {}
         }
     }
 }
