@@ -45,6 +45,30 @@ fn ping_over_tcp_and_unix() {
     assert_eq!(c.cmd("PING"), "+OK pong\r\n");
 }
 
+/// `0.0.0.0:P` and `[::]:P` side by side: the IPv6 socket is IPv6-only (as Postfix and Dovecot
+/// bind them), and both answer.
+#[test]
+fn ipv4_and_ipv6_on_one_port() {
+    std::net::TcpListener::bind("[::1]:0")
+        .unwrap_or_else(|e| panic!("this test needs IPv6 on loopback (::1): {e}"));
+    let dir = TempDir::new("dualstack");
+    let port = free_port();
+    let (_d, _n) = start_testd(
+        &dir,
+        &format!(
+            "[[listener]]\nservice = \"echo\"\naddress = \"0.0.0.0:{port}\"\n\n\
+             [[listener]]\nservice = \"echo\"\naddress = \"[::]:{port}\"\n"
+        ),
+    );
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let s = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut c = LineClient::new(s);
+        assert_eq!(c.line(), "+OK testd ready\r\n", "{addr}");
+        assert_eq!(c.cmd("PING"), "+OK pong\r\n", "{addr}");
+    }
+}
+
 #[test]
 fn check_config_exit_codes() {
     let dir = TempDir::new("check");
