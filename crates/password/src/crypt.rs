@@ -309,14 +309,11 @@ pub(crate) fn md5_crypt_generate(password: &[u8]) -> Result<String, Error> {
 
 /// A new bcrypt hash, `$2y$` like Dovecot's BLF-CRYPT (cost 4..=31, default 5).
 pub(crate) fn bcrypt_generate(password: &[u8], rounds: Option<u32>) -> Result<String, Error> {
-    let cost = rounds.unwrap_or(5);
-    if !(4..=31).contains(&cost) {
-        return Err(Error::InvalidRounds {
-            scheme: "BLF-CRYPT",
-            rounds: cost,
-            range: "4-31",
-        });
-    }
+    // Like crypt_gensalt (and so doveadm): out-of-range costs are clamped, 0 is the default.
+    let cost = match rounds {
+        None | Some(0) => 5,
+        Some(r) => r.clamp(4, 31),
+    };
     let mut salt = [0u8; 16];
     crate::random(&mut salt)?;
     let parts = bcrypt::hash_with_salt(password, cost, salt).map_err(|_| Error::Malformed {

@@ -1,7 +1,8 @@
 //! `doveadm pw`-compatible hash generation.
 
 use crate::cram::CramMd5Key;
-use crate::encoding::{b64_encode, hex_encode};
+use crate::encoding::{b64_decode, b64_encode, hex_decode, hex_encode};
+use crate::scheme::{Encoding, SchemeName};
 use crate::scram::{ScramCredentials, ScramHash, MIN_ITERATIONS};
 use crate::stored::digest_md5;
 use crate::{argon, crypt, random, Error, Scheme};
@@ -21,6 +22,52 @@ const PBKDF2_ROUNDS: u32 = 5000;
 /// (Dovecot writes the bare password, which its own verifier then rejects); SCRAM honours
 /// `rounds` (minimum 4096) where Dovecot 2.3 ignores it.
 pub fn generate(
+    scheme: Scheme,
+    password: &[u8],
+    user: &str,
+    rounds: Option<u32>,
+) -> Result<String, Error> {
+    Ok(format!(
+        "{{{}}}{}",
+        scheme.name(),
+        generate_data(scheme, password, user, rounds)?
+    ))
+}
+
+/// [`generate`] for a scheme name as typed (`doveadm pw -s NAME`): aliases are kept and an
+/// encoding suffix (`.b64`, `.base64`, `.hex`) re-encodes the value; the prefix is the name
+/// upper-cased, as doveadm prints it (`-s sha1` → `{SHA1}…`, `-s plain.b64` → `{PLAIN.B64}…`).
+pub fn generate_named(
+    name: &str,
+    password: &[u8],
+    user: &str,
+    rounds: Option<u32>,
+) -> Result<String, Error> {
+    let parsed = SchemeName::parse(name)?;
+    let scheme = parsed.scheme;
+    let data = generate_data(scheme, password, user, rounds)?;
+    let data = match parsed.encoding {
+        Some(forced) if forced != scheme.default_encoding() => {
+            let raw = match scheme.default_encoding() {
+                Encoding::None => data.into_bytes(),
+                // Our own output: it always decodes.
+                Encoding::Hex => hex_decode(&data).unwrap_or_default(),
+                Encoding::Base64 => b64_decode(&data).unwrap_or_default(),
+            };
+            match forced {
+                Encoding::Hex => hex_encode(&raw),
+                Encoding::Base64 => b64_encode(&raw),
+                // `forced` is only ever Hex or Base64 (a suffix was given).
+                Encoding::None => String::from_utf8_lossy(&raw).into_owned(),
+            }
+        }
+        _ => data,
+    };
+    Ok(format!("{{{}}}{data}", name.to_ascii_uppercase()))
+}
+
+/// The value after `{SCHEME}`, in the scheme's default encoding.
+fn generate_data(
     scheme: Scheme,
     password: &[u8],
     user: &str,
@@ -66,7 +113,7 @@ pub fn generate(
         Scheme::ScramSha1 => scram(ScramHash::Sha1, password, rounds)?,
         Scheme::ScramSha256 => scram(ScramHash::Sha256, password, rounds)?,
     };
-    Ok(format!("{{{}}}{data}", scheme.name()))
+    Ok(data)
 }
 
 fn utf8(scheme: Scheme, password: &[u8]) -> Result<&str, Error> {

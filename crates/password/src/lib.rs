@@ -36,7 +36,7 @@ mod scram;
 mod stored;
 
 pub use cram::CramMd5Key;
-pub use generate::generate;
+pub use generate::{generate, generate_named};
 pub use scheme::Scheme;
 pub use scram::{ScramCredentials, ScramHash};
 pub use stored::StoredPassword;

@@ -153,6 +153,15 @@ impl Scheme {
         ALL
     }
 
+    /// Every name accepted for a scheme: the canonical names, then the aliases (what
+    /// `pochta pw -l` prints).
+    pub fn names() -> Vec<&'static str> {
+        ALL.iter()
+            .map(|s| s.name())
+            .chain(ALIASES.iter().map(|(n, _)| *n))
+            .collect()
+    }
+
     /// Raw length of fixed-size digests: their data is hex when it is twice this long,
     /// base64 otherwise (Dovecot's `password_decode` guess).
     pub(crate) fn raw_len(&self) -> Option<usize> {

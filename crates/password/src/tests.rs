@@ -35,7 +35,8 @@ const DOVEADM: &[&str] = &[
     "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
     "{SHA1}5en6G6MezRroT3XKqkdPOmY/BfQ=",
     "{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
-    "{SHA512}vSsar3708Jvp9Szi2NWZZ02Bqp1qRCFpbcTZPdBhnWgs5WtNZKnvCXdhztmeD2cmW192CF5bDufKRpayrW/isg==",
+    "{SHA512}vSsar3708Jvp9Szi2NWZZ02Bqp1qRCFpbcTZPdBhnWgs5WtNZKnvCXdhztmeD2cmW192CF5bDufKRp\
+     ayrW/isg==",
     "{SSHA256}1mi4k+qxlW5sc5CEzZYThwUD0o9z1WxN4ggtURTKn2xLz3kc",
     "{SSHA512}tpvFaYZs6e8injBvtQMkkcvKELpKOwN+uQXSPyTidfSldGjOPfQxV+HfD690Vb0A2+rC5qJvo+cbWdWpp5dAR\
      +9aOQA=",
@@ -225,8 +226,8 @@ fn malformed_is_an_error_not_a_panic() {
 fn sha_crypt_glibc_rules() {
     // `doveadm pw -s SHA512-CRYPT -r 1000 -p x`
     let p = StoredPassword::parse(
-        "{SHA512-CRYPT}$6$rounds=1000$PxOF98Jdw4BF8akJ$fZkj1Z7w9FB9sQ.LP.2FN9RSKYzpA5ClC1USUX8aKzY1b\
-         gwKeZiB/I3NG4iE/1s18ADacSg5AnqwpczkO77Ed.",
+        "{SHA512-CRYPT}$6$rounds=1000$PxOF98Jdw4BF8akJ$fZkj1Z7w9FB9sQ.LP.2FN9RSKYzpA5ClC1US\
+         UX8aKzY1bgwKeZiB/I3NG4iE/1s18ADacSg5AnqwpczkO77Ed.",
         Scheme::Crypt,
         false,
     )

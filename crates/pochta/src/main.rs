@@ -9,6 +9,7 @@
 
 mod demo;
 mod demo_configs;
+mod pw;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -32,10 +33,13 @@ enum Cmd {
         #[arg(long)]
         password: Option<String>,
     },
+    /// Generate or verify a password hash, like `doveadm pw`.
+    Pw(pw::PwArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Demo { dir, password } => demo::run(demo::DemoArgs { dir, password }),
+        Cmd::Pw(args) => pw::run(args),
     }
 }
