@@ -3,16 +3,16 @@
 //! 1. quota check against `maildirsize` (when a limit is given);
 //! 2. `tmp/<unique>` created `O_EXCL`, written, fsynced (in the caller's thread, so concurrent
 //!    deliveries overlap their fsyncs);
-//! 3. under `dovecot-uidlist.lock`: rename into `new/<base>` (or `cur/<base>:2,<flags>` when flags or
-//!    keywords are given), fsync `new/` (and `cur/`), append `<uid> :<base>` records with the next
-//!    UIDs to `dovecot-uidlist`, fdatasync it, unlock;
+//! 3. under `dovecot-uidlist.lock`: rename into `new/<base>` (or `cur/<base>:2,<flags>` when flags
+//!    or keywords are given), fsync `new/` (and `cur/`), append `<uid> :<base>` records with the
+//!    next UIDs to `dovecot-uidlist`, fdatasync it, unlock;
 //! 4. a `maildirsize` delta line.
 //!
 //! Group commit: deliveries to the same mailbox from threads of this process queue up while one of
-//! them holds the uidlist lock; the holder then commits the whole queue with one lock, one directory
-//! fsync and one uidlist write. Nobody is answered before their file, its directory entry and its
-//! uidlist record are on disk. Other processes (Dovecot, another pochta) are serialised by the
-//! dot-lock as usual.
+//! them holds the uidlist lock; the holder then commits the whole queue with one lock, one
+//! directory fsync and one uidlist write. Nobody is answered before their file, its directory entry
+//! and its uidlist record are on disk. Other processes (Dovecot, another pochta) are serialised by
+//! the dot-lock as usual.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -127,7 +127,8 @@ pub(crate) fn deliver(
     Ok(delivered)
 }
 
-/// Creates `tmp/<unique>,S=,W=` with `O_EXCL`, writes and fsyncs it. Returns its path and base name.
+/// Creates `tmp/<unique>,S=,W=` with `O_EXCL`, writes and fsyncs it. Returns its path and base
+/// name.
 fn write_tmp(dir: &Path, message: &[u8], counter: &SizeCounter) -> Result<(PathBuf, String)> {
     let tmp_dir = dir.join("tmp");
     let mut attempts = 0;
@@ -192,7 +193,8 @@ fn fsync_dir(path: &Path) -> Result<()> {
         .map_err(|e| Error::io("fsync", path, e))
 }
 
-/// Commits a batch under one uidlist lock. Every job gets a result; failed ones lose their tmp file.
+/// Commits a batch under one uidlist lock. Every job gets a result; failed ones lose their tmp
+/// file.
 fn commit_batch(dir: &Path, batch: Vec<(u64, Pending)>) -> Vec<(u64, Result<Delivered>)> {
     match commit_locked(dir, &batch) {
         Ok(results) => batch

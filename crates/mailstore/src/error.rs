@@ -1,5 +1,5 @@
-//! The one error type of the crate. For a delivery agent every variant but [`Error::OverQuota`] is a
-//! temporary failure (LMTP 451 4.3.0); over quota is 552 5.2.2 (or 452 4.2.2 when configured so).
+//! The one error type of the crate. For a delivery agent every variant but [`Error::OverQuota`] is
+//! a temporary failure (LMTP 451 4.3.0); over quota is 552 5.2.2 (or 452 4.2.2 when configured so).
 
 use std::fmt;
 use std::io;

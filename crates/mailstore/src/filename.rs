@@ -1,8 +1,8 @@
-//! Maildir file names: `<base>[:<info>]` where the base is `<sec>.<unique>.<host>[,S=<size>][,W=<vsize>]`
-//! and the info is `2,<flags>[,<anything>]`. Parses what Dovecot, Postfix local(8)/virtual(8) and Courier
-//! write; generates our own unique names; changes flags exactly as Dovecot's
-//! `maildir_filename_flags_full_set()` does (known flags merged in ASCII order, unknown flags and any
-//! second `,` section kept).
+//! Maildir file names: `<base>[:<info>]` where the base is
+//! `<sec>.<unique>.<host>[,S=<size>][,W=<vsize>]` and the info is `2,<flags>[,<anything>]`. Parses
+//! what Dovecot, Postfix local(8)/virtual(8) and Courier write; generates our own unique names;
+//! changes flags exactly as Dovecot's `maildir_filename_flags_full_set()` does (known flags merged
+//! in ASCII order, unknown flags and any second `,` section kept).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -60,8 +60,8 @@ impl SystemFlag {
 }
 
 /// The flags a Maildir file name can carry that IMAP knows: system flags and keyword slots `a`–`z`
-/// (slot names live in `dovecot-keywords`). Unknown letters such as `P` are not represented here; they
-/// survive flag changes because [`Filename::with_flags`] keeps them from the old name.
+/// (slot names live in `dovecot-keywords`). Unknown letters such as `P` are not represented here;
+/// they survive flag changes because [`Filename::with_flags`] keeps them from the old name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Flags {
     system: u8,
@@ -92,6 +92,30 @@ impl Flags {
     pub fn with(mut self, flag: SystemFlag) -> Self {
         self.set(flag, true);
         self
+    }
+
+    /// Flags set in `self` or `other`.
+    pub fn union(&self, other: &Flags) -> Flags {
+        Flags {
+            system: self.system | other.system,
+            keywords: self.keywords | other.keywords,
+        }
+    }
+
+    /// Flags of `self` not set in `other`.
+    pub fn minus(&self, other: &Flags) -> Flags {
+        Flags {
+            system: self.system & !other.system,
+            keywords: self.keywords & !other.keywords,
+        }
+    }
+
+    /// Only the system flags (keyword slots cleared).
+    pub fn system_only(&self) -> Flags {
+        Flags {
+            system: self.system,
+            keywords: 0,
+        }
     }
 
     /// True if keyword slot `idx` (0 = `a` … 25 = `z`) is set.
@@ -222,8 +246,8 @@ impl Filename {
         digits.parse().ok()
     }
 
-    /// The letters of a `2,` info (up to a second `,`), empty without one. Dovecot reads the info after
-    /// the last `:`.
+    /// The letters of a `2,` info (up to a second `,`), empty without one. Dovecot reads the info
+    /// after the last `:`.
     pub fn flag_letters(&self) -> &str {
         let Some(pos) = self.name.rfind(INFO_SEP) else {
             return "";
@@ -246,8 +270,8 @@ impl Filename {
     }
 
     /// The name with `flags` set, as Dovecot computes it: the old info is replaced by `2,` + flags;
-    /// unknown letters of the old `2,` info are kept in place and known ones are inserted before the
-    /// first unknown letter with a higher ASCII code; a second `,` section is kept verbatim.
+    /// unknown letters of the old `2,` info are kept in place and known ones are inserted before
+    /// the first unknown letter with a higher ASCII code; a second `,` section is kept verbatim.
     pub fn with_flags(&self, flags: &Flags) -> Filename {
         let (prefix, old) = match self.name.rfind(INFO_SEP) {
             Some(pos) => {
@@ -326,9 +350,9 @@ fn base_field(base: &str, key: u8) -> Option<u64> {
     None
 }
 
-/// Dovecot's `maildir_filename_sort_cmp()`: by leading seconds, then by the `M<usecs>` of the unique
-/// part when both have one, then by base name. New files get UIDs in this order. C arithmetic
-/// (`int` differences, signed `char`) is reproduced so the order matches for any name.
+/// Dovecot's `maildir_filename_sort_cmp()`: by leading seconds, then by the `M<usecs>` of the
+/// unique part when both have one, then by base name. New files get UIDs in this order. C
+/// arithmetic (`int` differences, signed `char`) is reproduced so the order matches for any name.
 pub fn dovecot_sort_cmp(a: &str, b: &str) -> Ordering {
     let (sa, ra) = leading_secs(a.as_bytes());
     let (sb, rb) = leading_secs(b.as_bytes());
@@ -386,7 +410,8 @@ fn base_cmp(a: &[u8], b: &[u8]) -> i32 {
     ca - cb
 }
 
-/// Counts bytes and the RFC822.SIZE Dovecot puts in `,W=`: every LF not preceded by CR counts twice.
+/// Counts bytes and the RFC822.SIZE Dovecot puts in `,W=`: every LF not preceded by CR counts
+/// twice.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SizeCounter {
     size: u64,
@@ -436,8 +461,8 @@ pub fn escape_hostname(host: &str) -> String {
     host.replace('/', "\\057").replace(':', "\\072")
 }
 
-/// A fresh base name `<sec>.M<usec>P<pid>Q<n>.<host>`; unique per process through the delivery counter
-/// `Q`, and across processes through the pid.
+/// A fresh base name `<sec>.M<usec>P<pid>Q<n>.<host>`; unique per process through the delivery
+/// counter `Q`, and across processes through the pid.
 pub fn generate_base(now: SystemTime) -> String {
     let d = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let q = DELIVERY_COUNTER.fetch_add(1, AtomicOrdering::Relaxed) + 1;
@@ -587,7 +612,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn flags_round_trip(sys in 0u8..32, kw in 0u32..(1 << 26), other in "[A-Z0-9]{0,3}", tail in "(,[a-z]{0,4})?") {
+        fn flags_round_trip(sys in 0u8..32, kw in 0u32..(1 << 26), other in "[A-Z0-9]{0,3}",
+                            tail in "(,[a-z]{0,4})?") {
             let mut flags = Flags::empty();
             for (i, fl) in SystemFlag::ALL.into_iter().enumerate() {
                 flags.set(fl, sys & (1 << i) != 0);

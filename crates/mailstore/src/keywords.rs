@@ -1,6 +1,7 @@
 //! `dovecot-keywords`: names of the keyword letters `a`–`z` of one mailbox, lines `<idx> <name>`.
-//! Written only while holding the uidlist lock, through `dovecot-keywords.lock` + rename, and the mtime
-//! must grow with every rewrite (readers cache by mtime). Lookups are case-insensitive, as Dovecot's.
+//! Written only while holding the uidlist lock, through `dovecot-keywords.lock` + rename, and the
+//! mtime must grow with every rewrite (readers cache by mtime). Lookups are case-insensitive, as
+//! Dovecot's.
 
 use std::fs;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -25,8 +26,8 @@ pub struct Keywords {
 }
 
 impl Keywords {
-    /// Parses the file content. Lines without a space, with an index out of 0..26 or an empty name are
-    /// skipped as Dovecot skips them (its `atoi()`: leading digits, anything else is 0).
+    /// Parses the file content. Lines without a space, with an index out of 0..26 or an empty name
+    /// are skipped as Dovecot skips them (its `atoi()`: leading digits, anything else is 0).
     pub fn parse(data: &[u8]) -> Self {
         let mut kw = Keywords::default();
         let text = String::from_utf8_lossy(data);
@@ -221,7 +222,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(names in proptest::collection::vec(proptest::option::of("[!-~][ -~]{0,12}"), 0..26)) {
+        fn round_trip(names in proptest::collection::vec(
+                          proptest::option::of("[!-~][ -~]{0,12}"), 0..26)) {
             let mut kw = Keywords::default();
             let mut seen = std::collections::HashSet::new();
             for (i, n) in names.iter().enumerate() {

@@ -1,20 +1,21 @@
 //! pochta-mailstore: one user's Maildir++ store, byte-compatible with what Dovecot writes
-//! (`dovecot-uidlist` v3, `dovecot-keywords`, `dovecot-uidvalidity`, `subscriptions`, `maildirsize`)
+//! (`dovecot-uidlist` v3, `dovecot-keywords`, `dovecot-uidvalidity`, `subscriptions`,
+//! `maildirsize`)
 //! and tolerant of everything Dovecot, Postfix local(8)/virtual(8) and Courier write.
 //!
 //! Used by mda-lmtp (delivery), pop3d and imapd (reading, flags, expunge). Everything here is
 //! blocking file I/O: async callers wrap calls in `spawn_blocking`.
 //!
 //! Trusts: the Maildir belongs to the user the process runs as (the vmail user, or the mail user
-//! after privilege drop); the files in it may have been written by anyone's buggy software, so every
-//! parser is bounded and total. Mailbox names come from users and are validated so that no name can
-//! reach a path outside the Maildir ([`names::MailboxName`]).
+//! after privilege drop); the files in it may have been written by anyone's buggy software, so
+//! every parser is bounded and total. Mailbox names come from users and are validated so that no
+//! name can reach a path outside the Maildir ([`names::MailboxName`]).
 //!
 //! Conventions (see ../shared/compat.md §3):
 //! * Mailbox names are IMAP names with the Maildir++ hierarchy separator `.` (Dovecot's default for
-//!   Maildir++): `Lists.rust` lives in `<root>/.Lists.rust`; `INBOX` (any case) or `None` is the root.
-//!   Folder directory names are modified UTF-7 unless [`Maildir::with_utf8_names`] is set (Dovecot
-//!   `mailbox_list_utf8 = yes` / `:UTF-8`).
+//!   Maildir++): `Lists.rust` lives in `<root>/.Lists.rust`; `INBOX` (any case) or `None` is the
+//!   root. Folder directory names are modified UTF-7 unless [`Maildir::with_utf8_names`] is set
+//!   (Dovecot `mailbox_list_utf8 = yes` / `:UTF-8`).
 //! * Messages are stored byte for byte as given. Dovecot stores LF-only messages; a delivery agent
 //!   that wants files identical to Dovecot's converts CRLF to LF before calling
 //!   [`Maildir::deliver`]. `,S=` is the size on disk and `,W=` the RFC822.SIZE (a bare LF counts
@@ -29,10 +30,13 @@
 mod deliver;
 mod error;
 pub mod filename;
+mod folders;
 pub mod keywords;
 pub mod lock;
+mod mailbox;
 pub mod names;
 pub mod quota;
+pub mod subscriptions;
 pub mod uidlist;
 pub mod uidvalidity;
 
@@ -47,6 +51,10 @@ use std::path::{Path, PathBuf};
 pub use deliver::{DeliverOptions, Delivered};
 pub use error::{Error, Result};
 pub use filename::{Flags, SystemFlag};
+pub use folders::MAILDIRFOLDER_NAME;
+pub use mailbox::{
+    count_vsize, FlagOp, Mailbox, MailboxState, Message, Subdir, SyncOptions, TMP_MAX_AGE,
+};
 pub use names::MailboxName;
 pub use quota::QuotaLimit;
 

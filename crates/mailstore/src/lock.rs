@@ -1,7 +1,7 @@
 //! Dovecot-compatible dot-locks (`src/lib/file-dotlock.c`): `<file>.lock` created with
-//! `O_CREAT|O_EXCL` and containing `<pid>:<hostname>`. A lock is taken over when its holder is a dead
-//! local process (checked once the lock is older than 2 s), or when neither the lock nor the file it
-//! protects has changed for the stale timeout. Holders touch the lock to keep it fresh.
+//! `O_CREAT|O_EXCL` and containing `<pid>:<hostname>`. A lock is taken over when its holder is a
+//! dead local process (checked once the lock is older than 2 s), or when neither the lock nor the
+//! file it protects has changed for the stale timeout. Holders touch the lock to keep it fresh.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -32,7 +32,8 @@ pub struct LockSettings {
 }
 
 impl LockSettings {
-    /// `dovecot-uidlist.lock`: stale after 2 min, wait 2 min + 2 s (MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT).
+    /// `dovecot-uidlist.lock`: stale after 2 min, wait 2 min + 2 s
+    /// (MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT).
     pub const UIDLIST: LockSettings = LockSettings {
         timeout: Duration::from_secs(122),
         stale_timeout: Duration::from_secs(120),
@@ -240,8 +241,8 @@ impl DotLock {
         .map_err(|e| Error::io("utimensat", &self.lock_path, io::Error::from(e)))
     }
 
-    /// Replaces the protected file with the lock file's content (truncating what `pid:host` wrote is the
-    /// caller's job: it writes the whole new content after `set_len(0)`).
+    /// Replaces the protected file with the lock file's content (truncating what `pid:host` wrote
+    /// is the caller's job: it writes the whole new content after `set_len(0)`).
     pub fn replace(mut self) -> Result<()> {
         let file = self.file.take();
         if let Some(f) = &file {

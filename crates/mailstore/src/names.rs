@@ -1,8 +1,9 @@
-//! Mailbox names: validation (no path can escape the Maildir) and the on-disk folder name, in modified
-//! UTF-7 (RFC 3501 §5.1.3, Dovecot's default) or raw UTF-8 (`mailbox_list_utf8 = yes` / `:UTF-8`).
+//! Mailbox names: validation (no path can escape the Maildir) and the on-disk folder name, in
+//! modified UTF-7 (RFC 3501 §5.1.3, Dovecot's default) or raw UTF-8 (`mailbox_list_utf8 = yes` /
+//! `:UTF-8`).
 //!
-//! An IMAP name `A.B` (hierarchy separator `.`) lives in the Maildir++ folder `<root>/.A.B`; `INBOX`
-//! (any case) is the root itself.
+//! An IMAP name `A.B` (hierarchy separator `.`) lives in the Maildir++ folder `<root>/.A.B`;
+//! `INBOX` (any case) is the root itself.
 
 use crate::error::{Error, Result};
 
@@ -30,8 +31,8 @@ impl MailboxName {
     }
 
     /// Validates a name a user gave. Rejects anything that could name a path outside its folder:
-    /// `/`, NUL and other control characters, empty hierarchy levels (a leading or trailing `.`, `..`),
-    /// a leading `~`, and names too long for one directory entry.
+    /// `/`, NUL and other control characters, empty hierarchy levels (a leading or trailing `.`,
+    /// `..`), a leading `~`, and names too long for one directory entry.
     pub fn new(name: &str) -> Result<Self> {
         if name.is_empty() {
             return Err(invalid(name, "empty name"));

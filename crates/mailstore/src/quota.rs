@@ -7,10 +7,11 @@
 //! 2048 1                 appended per delivery
 //! -4096 -1               appended per expunge
 //! ```
-//! Deltas are appended with `O_APPEND`, one `write` per line, so concurrent writers never interleave.
-//! The file is rebuilt (every folder's `S=` summed, written through `maildirsize.lock` + rename) when
-//! it is missing, unparsable, larger than 5120 bytes, its limits differ from the configured ones, or
-//! the user looks over quota while the file has more than one delta line or is older than 15 min.
+//! Deltas are appended with `O_APPEND`, one `write` per line, so concurrent writers never
+//! interleave. The file is rebuilt (every folder's `S=` summed, written through
+//! `maildirsize.lock` + rename) when it is missing, unparsable, larger than 5120 bytes, its limits
+//! differ from the configured ones, or the user looks over quota while the file has more than one
+//! delta line or is older than 15 min.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -508,7 +509,8 @@ mod tests {
         #[test]
         fn round_trip(b in proptest::option::of(1u64..u64::MAX / 2),
                       c in proptest::option::of(1u64..1 << 40),
-                      deltas in proptest::collection::vec((-100_000i64..100_000, -10i64..10), 0..20)) {
+                      deltas in proptest::collection::vec(
+                          (-100_000i64..100_000, -10i64..10), 0..20)) {
             let limit = QuotaLimit { bytes: b, messages: c };
             let mut s = format!("{}\n", limit.header_line());
             for (x, y) in &deltas { s.push_str(&delta_line(*x, *y)); }

@@ -201,3 +201,193 @@ fn delivery_rate_10_threads() {
         );
     }
 }
+
+#[test]
+fn sync_assigns_uids_keeps_known_and_reads_foreign_names() {
+    let dir = TempDir::new();
+    let m = md(&dir);
+    let d1 = m
+        .deliver(None, b"one\n", &DeliverOptions::default())
+        .unwrap();
+    // Postfix local(8): no sizes in the name; Courier: S= only, with flags; Dovecot: full
+    let root = m.root();
+    fs::write(
+        root.join("new/1700000000.V801I1a2bM123456.mx.example.org"),
+        b"a\nb\n",
+    )
+    .unwrap();
+    fs::write(root.join("cur/1600000000.M1P2.courier,S=3:2,RS"), b"x\r\n").unwrap();
+    fs::write(root.join("cur/1650000000.M5P6.dc,S=2,W=3:2,FPa"), b"y\n").unwrap();
+    fs::write(root.join("cur/.hidden"), b"").unwrap();
+    fs::write(root.join("dovecot-keywords"), b"0 $Forwarded\n").unwrap();
+    let mb = m.inbox().unwrap();
+    let st = mb.sync(SyncOptions::default()).unwrap();
+    assert_eq!(st.messages.len(), 4);
+    assert_eq!(st.messages[0].uid, d1.uid);
+    // new files get UIDs in Dovecot's order (seconds first)
+    let names: Vec<&str> = st.messages[1..].iter().map(|m| m.base()).collect();
+    assert_eq!(
+        names,
+        [
+            "1600000000.M1P2.courier,S=3",
+            "1650000000.M5P6.dc,S=2,W=3",
+            "1700000000.V801I1a2bM123456.mx.example.org"
+        ]
+    );
+    assert_eq!(
+        st.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let courier = &st.messages[1];
+    assert_eq!((courier.size, courier.vsize), (3, 3));
+    assert!(
+        courier.flags.contains(SystemFlag::Answered) && courier.flags.contains(SystemFlag::Seen)
+    );
+    let dc = &st.messages[2];
+    assert_eq!(dc.keywords, ["$Forwarded"]);
+    assert!(dc.flags.contains(SystemFlag::Flagged));
+    let postfix = &st.messages[3];
+    assert_eq!((postfix.size, postfix.vsize, postfix.recent), (4, 6, true));
+    assert_eq!(
+        postfix.pop3_uidl,
+        format!("{:08X}{:08X}", 4, st.uid_validity)
+    );
+    // the computed vsize went into the uidlist as W, Dovecot's way
+    let list = mb.uidlist().unwrap().unwrap();
+    assert_eq!(list.get(4).unwrap().ext('W'), Some("6"));
+    assert_eq!(list.get(2).unwrap().ext('W'), Some("3"));
+    // second sync: same UIDs, no rewrite needed
+    let st2 = mb
+        .sync(SyncOptions {
+            move_new_to_cur: true,
+        })
+        .unwrap();
+    assert_eq!(
+        st2.messages
+            .iter()
+            .map(|m| (m.uid, m.base().to_string()))
+            .collect::<Vec<_>>(),
+        st.messages
+            .iter()
+            .map(|m| (m.uid, m.base().to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert!(fs::read_dir(root.join("new")).unwrap().next().is_none());
+    assert!(root
+        .join("cur/1700000000.V801I1a2bM123456.mx.example.org:2,")
+        .exists());
+    let st3 = mb.sync(SyncOptions::default()).unwrap();
+    assert!(st3
+        .messages
+        .iter()
+        .all(|m| !m.recent && m.subdir == Subdir::Cur));
+    assert_eq!(mb.read_message(&st.messages[3]).unwrap(), b"a\nb\n");
+}
+
+#[test]
+fn flags_keywords_and_expunge() {
+    let dir = TempDir::new();
+    let m = md(&dir);
+    let opts = DeliverOptions {
+        quota: Some(QuotaLimit {
+            bytes: Some(1000),
+            messages: None,
+        }),
+        ..Default::default()
+    };
+    m.deliver(None, b"hello\n", &opts).unwrap();
+    m.deliver(None, b"world!\n", &opts).unwrap();
+    let mb = m.inbox().unwrap();
+    let st = mb.sync(SyncOptions::default()).unwrap();
+    let seen = Flags::empty().with(SystemFlag::Seen);
+    let a = mb
+        .store_flags(&st.messages[0], FlagOp::Add, seen, &["$Junk".to_string()])
+        .unwrap();
+    assert!(a.file_name.ends_with(":2,Sa"), "{}", a.file_name);
+    assert_eq!(a.keywords, ["$Junk"]);
+    // applied to the name on disk even when the caller's copy is stale
+    let b = mb
+        .store_flags(
+            &st.messages[0],
+            FlagOp::Add,
+            Flags::empty().with(SystemFlag::Flagged),
+            &[],
+        )
+        .unwrap();
+    assert!(b.file_name.ends_with(":2,FSa"), "{}", b.file_name);
+    let c = mb
+        .store_flags(&b, FlagOp::Remove, seen, &["$junk".to_string()])
+        .unwrap();
+    assert!(c.file_name.ends_with(":2,F"), "{}", c.file_name);
+    let d = mb
+        .store_flags(&c, FlagOp::Replace, seen, &["Work".to_string()])
+        .unwrap();
+    assert!(d.file_name.ends_with(":2,Sb"), "{}", d.file_name);
+    assert_eq!(
+        keywords::read(m.root()).unwrap().serialize(),
+        "0 $Junk\n1 Work\n"
+    );
+    let st = mb.sync(SyncOptions::default()).unwrap();
+    assert_eq!(st.messages[0].keywords, ["Work"]);
+    assert_eq!(mb.expunge(&st.messages[..1]).unwrap(), [1]);
+    assert_eq!(mb.expunge(&st.messages[..1]).unwrap(), Vec::<u32>::new());
+    let st = mb.sync(SyncOptions::default()).unwrap();
+    assert_eq!(st.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
+    assert_eq!(st.next_uid, 3);
+    let ms = fs::read_to_string(m.root().join("maildirsize")).unwrap();
+    assert_eq!(ms, "1000S\n0 0\n6 1\n7 1\n-6 -1\n");
+    let list = mb.uidlist().unwrap().unwrap();
+    assert_eq!(list.records.len(), 1);
+    // a new delivery after the rewrite continues from N
+    assert_eq!(
+        m.deliver(None, b"x", &DeliverOptions::default())
+            .unwrap()
+            .uid,
+        3
+    );
+}
+
+#[test]
+fn tmp_sweep_and_old_uidlists() {
+    let dir = TempDir::new();
+    let m = md(&dir);
+    m.create_if_missing().unwrap();
+    let old = m.root().join("tmp/1.M1P1.h");
+    fs::write(&old, b"partial").unwrap();
+    let fresh = m.root().join("tmp/2.M1P1.h");
+    fs::write(&fresh, b"partial").unwrap();
+    testutil::set_mtime(&old, 1_000_000_000);
+    let mb = m.inbox().unwrap();
+    // ctime is now: not garbage yet, as in Dovecot
+    assert_eq!(mb.sweep_tmp().unwrap(), 0);
+    // a v1 (Courier/Dovecot 1.0) uidlist keeps its UIDs and is rewritten as v3
+    fs::write(m.root().join("cur/1100000000.123.host:2,S"), b"a\n").unwrap();
+    fs::write(m.root().join("cur/1100000001.9.host"), b"b\n").unwrap();
+    fs::write(
+        m.root().join("dovecot-uidlist"),
+        "1 1100000000 9\n3 1100000000.123.host:2,S\n7 1100000001.9.host\n",
+    )
+    .unwrap();
+    let st = mb.sync(SyncOptions::default()).unwrap();
+    assert_eq!(st.uid_validity, 1100000000);
+    assert_eq!(
+        st.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [3, 7]
+    );
+    let text = fs::read_to_string(m.root().join("dovecot-uidlist")).unwrap();
+    assert!(text.starts_with("3 V1100000000 N9 G"), "{text}");
+    assert!(
+        text.ends_with("\n3 :1100000000.123.host\n7 :1100000001.9.host\n"),
+        "{text}"
+    );
+    let d = m.deliver(None, b"c\n", &DeliverOptions::default()).unwrap();
+    assert_eq!(d.uid, 9);
+    // a broken uidlist: new UIDVALIDITY, every file gets a UID again
+    fs::write(m.root().join("dovecot-uidlist"), "garbage\n").unwrap();
+    let st2 = mb.sync(SyncOptions::default()).unwrap();
+    assert_ne!(st2.uid_validity, st.uid_validity);
+    assert_eq!(
+        st2.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+}

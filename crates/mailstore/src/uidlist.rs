@@ -1,10 +1,11 @@
 //! `dovecot-uidlist`: the UID ↔ file map Dovecot keeps next to `cur/`.
 //!
 //! Version 3 (Dovecot ≥ 1.1): header `3 V<uidvalidity> N<nextuid> G<guid>[ <Key><value>…]`, records
-//! `<uid>[ <Key><value>…] :<base name>`. Version 1 (Dovecot 1.0, Courier's `courierimapuiddb`): header
-//! `1 <uidvalidity> <nextuid>`, records `<uid> <filename>`. Version 2 (a few Dovecot 1.0 betas) has a
-//! flags field after the UID; current Dovecot refuses it and starts over, we read it so UIDs survive,
-//! and rewrite it as version 3. What Dovecot calls a broken file is a [`ParseError`] here.
+//! `<uid>[ <Key><value>…] :<base name>`. Version 1 (Dovecot 1.0, Courier's `courierimapuiddb`):
+//! header `1 <uidvalidity> <nextuid>`, records `<uid> <filename>`. Version 2 (a few Dovecot 1.0
+//! betas) has a flags field after the UID; current Dovecot refuses it and starts over, we read it
+//! so UIDs survive, and rewrite it as version 3. What Dovecot calls a broken file is a
+//! [`ParseError`] here.
 //!
 //! The file is only appended to (new UIDs) or replaced whole (`dovecot-uidlist.tmp` + rename), both
 //! under `dovecot-uidlist.lock`; readers take no lock.
@@ -55,8 +56,8 @@ impl UidRecord {
         }
     }
 
-    /// The POP3 UIDL Dovecot shows for this message with the default `pop3_uidl_format = %08Xu%08Xv`
-    /// unless the record carries a `P` field (migrated UIDLs).
+    /// The POP3 UIDL Dovecot shows for this message with the default `pop3_uidl_format =
+    /// %08Xu%08Xv` unless the record carries a `P` field (migrated UIDLs).
     pub fn pop3_uidl(&self, uid_validity: u32) -> String {
         match self.ext('P') {
             Some(p) => p.to_string(),
@@ -453,7 +454,8 @@ pub(crate) fn append(dir: &Path, records: &[UidRecord]) -> Result<()> {
     f.sync_data().map_err(|e| Error::io("fdatasync", &path, e))
 }
 
-/// Replaces the file with `list` via `dovecot-uidlist.tmp` + fdatasync + rename. Caller holds the lock.
+/// Replaces the file with `list` via `dovecot-uidlist.tmp` + fdatasync + rename. Caller holds the
+/// lock.
 pub(crate) fn rewrite(dir: &Path, list: &UidList) -> Result<()> {
     let tmp = dir.join(UIDLIST_TMP_NAME);
     let path = dir.join(UIDLIST_NAME);
@@ -604,7 +606,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(v in 1u32.., n in 1u32..1000, recs in proptest::collection::vec(arb_record(), 0..8)) {
+        fn round_trip(v in 1u32.., n in 1u32..1000,
+                      recs in proptest::collection::vec(arb_record(), 0..8)) {
             let mut l = UidList::new(v, "0123456789abcdef0123456789abcdef".into());
             l.next_uid = n;
             let mut uid = 0;

@@ -1,6 +1,6 @@
 //! UIDVALIDITY for new mailboxes, as Dovecot's `mailbox-uidvalidity.c` allocates it: the root's
-//! `dovecot-uidvalidity` holds the last value (8 lowercase hex digits, no LF) and an empty marker file
-//! `dovecot-uidvalidity.<hex>` names it; the next value is claimed by renaming the marker to
+//! `dovecot-uidvalidity` holds the last value (8 lowercase hex digits, no LF) and an empty marker
+//! file `dovecot-uidvalidity.<hex>` names it; the next value is claimed by renaming the marker to
 //! `<hex+1>` (a rename is atomic, so two processes never get the same value). Without files the
 //! current time starts the sequence. Also mailbox GUIDs.
 
@@ -59,7 +59,8 @@ fn write_value(path: &Path, v: u32) {
     }
 }
 
-/// Renames `<path>.<v>` to `<path>.<v+1>`, trying the next values on ENOENT (a racing process got it).
+/// Renames `<path>.<v>` to `<path>.<v+1>`, trying the next values on ENOENT (a racing process got
+/// it).
 fn claim(path: &Path, v: &mut u32) -> io::Result<()> {
     let mut result = Ok(());
     for _ in 0..RETRY_COUNT {
@@ -118,8 +119,8 @@ fn rescan(root: &Path, path: &Path) -> u32 {
     v
 }
 
-/// Allocates the UIDVALIDITY of a new mailbox under the Maildir `root` (never fails: like Dovecot it
-/// falls back to the clock).
+/// Allocates the UIDVALIDITY of a new mailbox under the Maildir `root` (never fails: like Dovecot
+/// it falls back to the clock).
 pub fn next_uid_validity(root: &Path) -> u32 {
     let path = root.join(UIDVALIDITY_NAME);
     let mut f = match OpenOptions::new().read(true).write(true).open(&path) {
