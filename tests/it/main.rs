@@ -8,5 +8,6 @@
 mod config;
 mod demo;
 mod harness;
+mod password;
 mod runtime;
 mod units;
