@@ -1,0 +1,136 @@
+//! Stores one message for every accepted recipient, concurrently, and maps each outcome to the
+//! recipient's LMTP reply.
+
+use crate::headers::{trace_headers, Trace};
+use crate::recipient::{temp_fail, Target};
+use crate::Settings;
+use pochta_mailstore::{DeliverOptions, Maildir};
+use pochta_smtp::{Message, Reply};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What happened to one copy.
+enum Outcome {
+    Saved {
+        file_name: String,
+        uid: u32,
+        size: u64,
+        folder: String,
+    },
+    OverQuota,
+    Failed(String),
+}
+
+/// Delivers `msg` to every target; the replies are in target (= RCPT) order.
+pub(crate) async fn deliver_all(
+    settings: &Settings,
+    msg: &Message,
+    targets: Vec<Target>,
+    session_id: &str,
+    peer_ip: Option<IpAddr>,
+) -> Vec<Reply> {
+    let body: Arc<[u8]> = Arc::from(msg.body.as_slice());
+    let sender = msg.reverse_path.to_string();
+    let now = SystemTime::now();
+    let timeout = settings.delivery.timeout.get();
+    let mut tasks = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let header = if settings.delivery.add_headers {
+            trace_headers(
+                &Trace {
+                    sender: &sender,
+                    recipient: &t.rcpt,
+                    helo: &msg.hello,
+                    peer_ip,
+                    hostname: &settings.hostname,
+                    with_protocol: msg.with_protocol,
+                    session_id,
+                },
+                now,
+            )
+        } else {
+            Vec::new()
+        };
+        let target = t.clone();
+        let body = Arc::clone(&body);
+        let job = tokio::task::spawn_blocking(move || store(&target, &header, &body));
+        tasks.push(tokio::time::timeout(timeout, job));
+    }
+    let mut replies = Vec::with_capacity(targets.len());
+    for (t, task) in targets.iter().zip(tasks) {
+        let outcome = match task.await {
+            Ok(Ok(o)) => o,
+            Ok(Err(join)) => Outcome::Failed(format!("delivery task failed: {join}")),
+            // The blocking write may still finish; the client retries and may get a duplicate,
+            // which is the safe side.
+            Err(_) => Outcome::Failed("delivery timed out".into()),
+        };
+        replies.push(reply_for(settings, t, outcome, session_id, sender.as_str()));
+    }
+    replies
+}
+
+fn reply_for(
+    settings: &Settings,
+    t: &Target,
+    outcome: Outcome,
+    session_id: &str,
+    sender: &str,
+) -> Reply {
+    let rcpt = &t.rcpt;
+    match outcome {
+        Outcome::Saved {
+            file_name,
+            uid,
+            size,
+            folder,
+        } => {
+            tracing::info!(from = %sender, rcpt = %rcpt, user = %t.user, folder = %folder,
+                uid, size, file = %file_name, "saved");
+            Reply::with_status(250, (2, 0, 0), format!("<{rcpt}> {session_id} Saved"))
+        }
+        Outcome::OverQuota => {
+            tracing::info!(from = %sender, rcpt = %rcpt, user = %t.user, "quota exceeded");
+            let text = format!("<{rcpt}> Quota exceeded (mailbox for user is full)");
+            if settings.quota_full_tempfail {
+                Reply::with_status(452, (4, 2, 2), text)
+            } else {
+                Reply::with_status(552, (5, 2, 2), text)
+            }
+        }
+        Outcome::Failed(e) => {
+            tracing::error!(from = %sender, rcpt = %rcpt, user = %t.user, error = %e,
+                "delivery failed; deferred");
+            temp_fail(rcpt)
+        }
+    }
+}
+
+/// Writes one copy: tmp → fsync → rename into new/ → fsync the directory (pochta-mailstore).
+/// Runs on the blocking pool.
+fn store(t: &Target, header: &[u8], body: &[u8]) -> Outcome {
+    let mut bytes = Vec::with_capacity(header.len() + body.len());
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(body);
+    let md = Maildir::open(&t.maildir);
+    if let Err(e) = md.create_if_missing() {
+        return Outcome::Failed(e.to_string());
+    }
+    // Dovecot's lmtp_save_to_detail_mailbox: the folder if it exists, INBOX otherwise.
+    let folder = t.folder.as_deref().filter(|f| md.folder_exists(f));
+    let opts = DeliverOptions {
+        quota: (!t.quota.is_unlimited()).then_some(t.quota),
+        ..DeliverOptions::default()
+    };
+    match md.deliver(folder, &bytes, &opts) {
+        Ok(d) => Outcome::Saved {
+            file_name: d.file_name,
+            uid: d.uid,
+            size: d.size,
+            folder: folder.unwrap_or("INBOX").to_owned(),
+        },
+        Err(e) if e.is_over_quota() => Outcome::OverQuota,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,139 @@
+//! RCPT TO → a delivery target: strip the address extension, look the user up in the userdb,
+//! work out the Maildir, the detail folder and the quota. The answer for an unknown user or a
+//! failed lookup is the reply Dovecot LMTP gives.
+
+use crate::location::{apply_quota_24, split_detail};
+use crate::Settings;
+use pochta_auth_client::UserdbReply;
+use pochta_mailstore::QuotaLimit;
+use pochta_smtp::{ForwardPath, Reply};
+use std::path::PathBuf;
+
+/// Where one accepted recipient's copy goes.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The RCPT TO address as sent (replies, Delivered-To).
+    pub rcpt: String,
+    /// The canonical user name from the userdb (logs).
+    pub user: String,
+    pub maildir: PathBuf,
+    /// The address extension, when deliveries into a folder of that name are enabled.
+    pub folder: Option<String>,
+    pub quota: QuotaLimit,
+}
+
+/// `451 4.3.0 <rcpt> Temporary internal error`.
+pub fn temp_fail(rcpt: &str) -> Reply {
+    Reply::with_status(451, (4, 3, 0), format!("<{rcpt}> Temporary internal error"))
+}
+
+/// The name to look up: `alice+news@example.org` → `alice@example.org`; `<Postmaster>` →
+/// `postmaster`. Returns it with the detail.
+pub fn lookup_name(to: &ForwardPath, delimiters: &str) -> (String, Option<String>) {
+    match to.mailbox() {
+        None => ("postmaster".to_owned(), None),
+        Some(m) => {
+            let (user, detail) = split_detail(m.local(), delimiters);
+            (format!("{user}@{}", m.domain()), detail.map(str::to_owned))
+        }
+    }
+}
+
+/// Resolves a recipient; `Err` is the reply for RCPT.
+pub async fn resolve(settings: &Settings, to: &ForwardPath) -> Result<Target, Reply> {
+    let rcpt = to.to_string();
+    let (name, detail) = lookup_name(to, &settings.delivery.recipient_delimiter);
+    let found = match settings
+        .userdb
+        .lookup(&name, &settings.userdb_service, None, None)
+        .await
+    {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            tracing::info!(rcpt = %rcpt, user = %name, "unknown user");
+            return Err(Reply::with_status(
+                550,
+                (5, 1, 1),
+                format!("<{rcpt}> User doesn't exist: {name}"),
+            ));
+        }
+        Err(e) => {
+            tracing::warn!(rcpt = %rcpt, user = %name, error = %e, "userdb lookup failed");
+            return Err(temp_fail(&rcpt));
+        }
+    };
+    target(settings, rcpt, detail, &found).map_err(|(rcpt, e)| {
+        tracing::error!(rcpt = %rcpt, user = %found.user, error = %e, "cannot deliver to user");
+        temp_fail(&rcpt)
+    })
+}
+
+fn target(
+    settings: &Settings,
+    rcpt: String,
+    detail: Option<String>,
+    u: &UserdbReply,
+) -> Result<Target, (String, String)> {
+    let fail = |rcpt: &String, e: String| (rcpt.clone(), e);
+    let home = u.home();
+    let template = match (u.field("mail_path"), u.mail()) {
+        (Some(path), _) => {
+            if let Some(driver) = u.field("mail_driver").filter(|d| *d != "maildir") {
+                return Err(fail(&rcpt, format!("mail_driver={driver} is not maildir")));
+            }
+            crate::location::Template::parse(path).map_err(|e| fail(&rcpt, e))?
+        }
+        (None, Some(mail)) if !mail.is_empty() => {
+            crate::location::Template::parse(mail).map_err(|e| fail(&rcpt, e))?
+        }
+        _ => settings.mail_location.clone(),
+    };
+    let maildir = template.expand(&u.user, home).map_err(|e| fail(&rcpt, e))?;
+    let mut quota = QuotaLimit::default();
+    // Rules for single folders (`Trash:storage=+10M`) do not limit INBOX delivery.
+    for rule in u
+        .quota_rules()
+        .into_iter()
+        .filter(|r| r.trim().starts_with("*:"))
+    {
+        quota.apply_rule(rule).map_err(|e| fail(&rcpt, e))?;
+    }
+    for key in ["quota_storage_size", "quota_message_count"] {
+        if let Some(v) = u.field(key) {
+            apply_quota_24(&mut quota, key, v).map_err(|e| fail(&rcpt, e))?;
+        }
+    }
+    let folder = detail.filter(|d| {
+        settings.delivery.save_to_detail_folder
+            && !d.is_empty()
+            && !d.contains(['/', '\0'])
+            && !d.starts_with('.')
+    });
+    Ok(Target {
+        rcpt,
+        user: u.user.clone(),
+        maildir,
+        folder,
+        quota,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pochta_smtp::Mailbox;
+
+    #[test]
+    fn lookup_names() {
+        let to = ForwardPath::Mailbox(Mailbox::parse("alice+news@ex.test", false).unwrap());
+        assert_eq!(
+            lookup_name(&to, "+"),
+            ("alice@ex.test".into(), Some("news".into()))
+        );
+        assert_eq!(lookup_name(&to, ""), ("alice+news@ex.test".into(), None));
+        assert_eq!(
+            lookup_name(&ForwardPath::Postmaster, "+"),
+            ("postmaster".into(), None)
+        );
+    }
+}
