@@ -280,22 +280,22 @@ impl Connection {
             self.pos = 0;
         }
         let want = READ_CHUNK.min(self.max_buffered - self.buf.len());
-        let old_len = self.buf.len();
-        self.buf.resize(old_len + want, 0);
+        // Read into spare capacity (`read_buf` grows the length only by what arrived), so a
+        // `fill` dropped by a `select!` leaves no zero bytes behind: this method is cancel-safe.
+        // `reserve_exact` keeps the capacity, and so one read, within `max_buffered`.
+        self.buf.reserve_exact(want);
         let (stream, buf, shutdown) = (&mut self.stream, &mut self.buf, &self.shutdown);
         let idle = self.idle_timeout;
-        let result = tokio::select! {
+        tokio::select! {
             biased;
             _ = shutdown.cancelled() => Ok(Fill::Shutdown),
-            r = tokio::time::timeout(idle, stream.read(&mut buf[old_len..])) => match r {
+            r = tokio::time::timeout(idle, stream.read_buf(buf)) => match r {
                 Err(_) => Ok(Fill::Idle),
                 Ok(Ok(0)) => Ok(Fill::Eof),
-                Ok(Ok(n)) => { buf.truncate(old_len + n); return Ok(Fill::Data); }
+                Ok(Ok(_)) => Ok(Fill::Data),
                 Ok(Err(e)) => Err(e),
             },
-        };
-        self.buf.truncate(old_len);
-        result
+        }
     }
 
     /// Writes and flushes. A client that does not read for the idle timeout is cut off.
