@@ -112,6 +112,7 @@ fn generate_data(
         }
         Scheme::ScramSha1 => scram(ScramHash::Sha1, password, rounds)?,
         Scheme::ScramSha256 => scram(ScramHash::Sha256, password, rounds)?,
+        Scheme::Otp => crate::otp::generate(password)?,
     };
     Ok(data)
 }

@@ -10,7 +10,8 @@
 //! `spawn_blocking`.
 //!
 //! Formats: ../shared/compat.md §4.2 (Dovecot `password-scheme*.c`); RFC 2195 (CRAM-MD5),
-//! RFC 2831 (DIGEST-MD5 secret), RFC 5802 / RFC 7677 (SCRAM-SHA-1/-256), RFC 8018 (PBKDF2).
+//! RFC 2831 (DIGEST-MD5 secret), RFC 2289 (OTP), RFC 5802 / RFC 7677 (SCRAM-SHA-1/-256),
+//! RFC 8018 (PBKDF2).
 //!
 //! Dependencies: the RustCrypto crates, at their current releases (digest 0.11 generation:
 //! sha1/sha2/md-5/md4 0.11, hmac 0.13, pbkdf2 0.13, argon2 0.6, sha-crypt 0.6, yescrypt 0.1;
@@ -31,6 +32,7 @@ mod crypt;
 mod des_crypt;
 mod encoding;
 mod generate;
+mod otp;
 mod scheme;
 mod scram;
 mod stored;

@@ -59,6 +59,8 @@ pub enum Scheme {
     ScramSha1,
     /// `SCRAM-SHA-256`: as SCRAM-SHA-1 with SHA-256 (RFC 7677).
     ScramSha256,
+    /// `OTP`: `<md4|md5|sha1> <sequence> <seed> <hex hash>` (RFC 2289 chain).
+    Otp,
 }
 
 /// Every scheme, in the order `pochta pw -l` lists them.
@@ -89,6 +91,7 @@ const ALL: &[Scheme] = &[
     Scheme::DigestMd5,
     Scheme::ScramSha1,
     Scheme::ScramSha256,
+    Scheme::Otp,
 ];
 
 /// Names Dovecot accepts besides the canonical ones (upper case).
@@ -130,6 +133,7 @@ impl Scheme {
             Scheme::DigestMd5 => "DIGEST-MD5",
             Scheme::ScramSha1 => "SCRAM-SHA-1",
             Scheme::ScramSha256 => "SCRAM-SHA-256",
+            Scheme::Otp => "OTP",
         }
     }
 

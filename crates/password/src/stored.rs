@@ -4,6 +4,7 @@ use crate::argon::Argon2Hash;
 use crate::cram::CramMd5Key;
 use crate::crypt;
 use crate::encoding::{b64_decode, hex_decode};
+use crate::otp::OtpEntry;
 use crate::scheme::{Encoding, SchemeName};
 use crate::scram::{ScramCredentials, ScramHash};
 use crate::{Error, Scheme};
@@ -36,6 +37,7 @@ enum Data {
     },
     Scram(ScramCredentials),
     Cram(CramMd5Key),
+    Otp(OtpEntry),
 }
 
 /// libpam-pwdfile's `data[NN]` suffix (Dovecot's passwd-file honours it).
@@ -141,6 +143,7 @@ impl StoredPassword {
                 .to_context()
                 .ct_eq(&k.to_context())
                 .into(),
+            Data::Otp(o) => o.verify(password),
             Data::Bytes(raw) => verify_bytes(self.scheme, raw, password, user),
         };
         Ok(ok)
@@ -191,6 +194,7 @@ impl StoredPassword {
             Data::Argon2(a) => a.work_factor(),
             Data::Pbkdf2 { rounds, .. } => u64::from(*rounds),
             Data::Scram(c) => u64::from(c.iterations),
+            Data::Otp(o) => o.work_factor(),
             Data::Cram(_) | Data::Bytes(_) => 1,
         }
     }
@@ -263,6 +267,7 @@ fn build(scheme: Scheme, raw: Vec<u8>) -> Result<Data, Error> {
             Data::Argon2(Argon2Hash::parse(&text()?)?)
         }
         Scheme::Pbkdf2 => parse_pbkdf2(&text()?)?,
+        Scheme::Otp => Data::Otp(OtpEntry::parse(&text()?)?),
         Scheme::ScramSha1 => Data::Scram(ScramCredentials::parse(
             ScramHash::Sha1,
             &raw,
