@@ -34,7 +34,8 @@ pub enum Event {
     },
     /// Decision: the client's answer to our last 334 challenge. Answer as for `Auth`.
     AuthResponse(AuthData),
-    /// The client cancelled the SASL exchange with `*` (the 501 is already queued).
+    /// The SASL exchange is over without a result: the client cancelled it with `*` (501
+    /// 5.7.0 is queued) or sent an over-long response (500 5.5.0 follows).
     AuthAborted,
     /// Close the connection (after writing everything returned before).
     Close,

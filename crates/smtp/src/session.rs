@@ -310,15 +310,21 @@ impl Session {
                 let buf = self.buffered();
                 let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
                     if buf.len() > max {
+                        // The exchange is over; the drained line gets "500 5.5.0 line too long".
                         self.reader = Reader::DiscardLine;
-                        self.push(&Reply::with_status(
-                            501,
-                            (5, 5, 2),
-                            "Authentication response too long",
-                        ));
+                        return Step::Event(Event::AuthAborted);
                     }
                     return Step::NeedMore;
                 };
+                if lf + 1 > max {
+                    self.consume(lf + 1);
+                    self.reader = Reader::Command;
+                    self.error(
+                        Reply::with_status(500, (5, 5, 0), "Error: line too long"),
+                        true,
+                    );
+                    return Step::Event(Event::AuthAborted);
+                }
                 let line = String::from_utf8_lossy(strip_cr(&buf[..lf])).into_owned();
                 self.consume(lf + 1);
                 self.reader = Reader::Command;
