@@ -9,6 +9,7 @@ mod authd;
 mod config;
 mod demo;
 mod harness;
+mod lmtp;
 mod password;
 mod runtime;
 mod units;
