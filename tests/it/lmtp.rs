@@ -1,7 +1,7 @@
 //! pochta-mda-lmtp against real peers: a test-started Postfix delivering through
 //! `lmtp:unix:`, smtp-source load, a raw LMTP client for per-recipient replies and malformed
-//! input, and a SIGKILL in the middle of a run. Recipients are looked up on a private Dovecot
-//! auth-userdb socket (passwd-file userdb), the peer pochta-authd replaces.
+//! input, and a SIGKILL in the middle of a run. Recipients are looked up on the auth-userdb
+//! socket of pochta-authd, or of a private Dovecot (passwd-file userdb) for the tests marked so.
 
 use crate::config::daemon_bin;
 use crate::harness::*;
@@ -144,12 +144,96 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     panic!("timed out waiting for {what}");
 }
 
+/// pochta-authd serving the auth-userdb socket from a passwd-file.
+struct Authd {
+    daemon: Daemon,
+    socket: PathBuf,
+    /// Its own directory: the notify socket and daemon log are per directory.
+    _dir: TempDir,
+}
+
+impl Authd {
+    fn start(dir: &TempDir, users: &[(String, String)]) -> Self {
+        let own = TempDir::new("lmtp-authd");
+        let base = own.join("authd");
+        std::fs::create_dir_all(&base).unwrap();
+        let uid = test_uid();
+        let mut passwd = String::new();
+        for (name, extra) in users {
+            let home = dir.join(&format!("home/{name}"));
+            passwd.push_str(&format!(
+                "{name}:{{PLAIN}}pw:{uid}:{uid}::{}::{extra}\n",
+                home.display()
+            ));
+        }
+        let users_file = base.join("users");
+        std::fs::write(&users_file, passwd).unwrap();
+        give_to_test_user(&users_file);
+        let (client, socket) = (base.join("auth-client"), base.join("auth-userdb"));
+        // 0666: a restricted userdb connection answers users whose uid is the peer's, which
+        // holds here (every user has the daemons' uid), as with Dovecot's default socket.
+        let cfg = format!(
+            "[server]\nlog_level = \"debug\"\n\n[[listener]]\nservice = \"auth-client\"\n\
+             address = \"{}\"\nmode = \"0666\"\n\n[[listener]]\nservice = \"auth-userdb\"\n\
+             address = \"{}\"\nmode = \"0666\"\n\n[passdb]\npath = \"{}\"\n\n[userdb]\n\n[auth]\n",
+            client.display(),
+            socket.display(),
+            users_file.display()
+        );
+        let path = base.join("authd.toml");
+        std::fs::write(&path, as_test_user(&cfg)).unwrap();
+        let mut notify = Notify::new(&own);
+        let mut cmd = Command::new(daemon_bin("authd"));
+        cmd.arg("-c").arg(&path);
+        let mut daemon = Daemon::spawn(cmd, &own, &notify);
+        notify.wait_for("READY=1", &mut daemon);
+        Authd {
+            daemon,
+            socket,
+            _dir: own,
+        }
+    }
+}
+
+/// Which real peer answers userdb lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    Authd,
+    Dovecot,
+}
+
+enum Userdb {
+    Authd(Authd),
+    Dovecot(DovecotAuth),
+}
+
+impl Userdb {
+    fn start(peer: Peer, dir: &TempDir, users: &[(String, String)]) -> Self {
+        match peer {
+            Peer::Authd => Userdb::Authd(Authd::start(dir, users)),
+            Peer::Dovecot => Userdb::Dovecot(DovecotAuth::start(dir, users)),
+        }
+    }
+    fn socket(&self) -> PathBuf {
+        match self {
+            Userdb::Authd(a) => a.socket.clone(),
+            Userdb::Dovecot(d) => d.socket(),
+        }
+    }
+    fn log(&self) -> String {
+        match self {
+            Userdb::Authd(a) => a.daemon.log(),
+            Userdb::Dovecot(_) => String::new(),
+        }
+    }
+}
+
 /// A running pochta-mda-lmtp with its userdb.
 struct Mda {
     daemon: Daemon,
     socket: PathBuf,
     mail: PathBuf,
-    _userdb: DovecotAuth,
+    userdb: Userdb,
 }
 
 impl Mda {
@@ -174,7 +258,11 @@ fn users(names: &[&str]) -> Vec<(String, String)> {
 }
 
 fn start_mda(dir: &TempDir, users: &[(String, String)], extra: &str) -> Mda {
-    let userdb = DovecotAuth::start(dir, users);
+    start_mda_with(Peer::Authd, dir, users, extra)
+}
+
+fn start_mda_with(peer: Peer, dir: &TempDir, users: &[(String, String)], extra: &str) -> Mda {
+    let userdb = Userdb::start(peer, dir, users);
     let mail = dir.join("mail");
     std::fs::create_dir_all(&mail).unwrap();
     chown_test_user(&mail);
@@ -199,7 +287,7 @@ fn start_mda(dir: &TempDir, users: &[(String, String)], extra: &str) -> Mda {
         daemon,
         socket,
         mail,
-        _userdb: userdb,
+        userdb,
     }
 }
 
@@ -525,7 +613,7 @@ fn received_id(file: &Path) -> String {
 #[test]
 fn smtp_source_1000_messages_exactly_once() {
     let dir = TempDir::new("lmtp-1000");
-    let mda = start_mda(&dir, &users(&["alice"]), "");
+    let mda = start_mda_with(Peer::Dovecot, &dir, &users(&["alice"]), "");
     let to = format!("alice@{DOMAIN}");
     smtp_source(
         &[
@@ -583,9 +671,18 @@ fn smtp_source_1000_messages_over_100_users() {
 }
 
 #[test]
-fn per_recipient_replies_in_rcpt_order() {
+fn per_recipient_replies_in_rcpt_order_authd() {
+    per_recipient_replies(Peer::Authd);
+}
+
+#[test]
+fn per_recipient_replies_in_rcpt_order_dovecot_userdb() {
+    per_recipient_replies(Peer::Dovecot);
+}
+
+fn per_recipient_replies(peer: Peer) {
     let dir = TempDir::new("lmtp-replies");
-    let mda = start_mda(&dir, &users(&["alice", "bob", "full"]), "");
+    let mda = start_mda_with(peer, &dir, &users(&["alice", "bob", "full"]), "");
     let mut c = Lmtp::connect(&mda.socket);
     let caps = {
         c.send(b"LHLO mx.it.test\r\n");
@@ -620,7 +717,9 @@ fn per_recipient_replies_in_rcpt_order() {
     let r3 = c.reply().pop().unwrap();
     assert!(
         r1.starts_with(&format!("250 2.0.0 <alice@{DOMAIN}> ")) && r1.ends_with(" Saved"),
-        "{r1}"
+        "{r1}\nmda:\n{}\nuserdb:\n{}",
+        mda.daemon.log(),
+        mda.userdb.log()
     );
     assert_eq!(
         r2,
@@ -750,7 +849,7 @@ fn client_vanishing_mid_data_delivers_nothing() {
 #[test]
 fn sigkill_mid_run_loses_no_acknowledged_message() {
     let dir = TempDir::new("lmtp-kill");
-    let mut mda = start_mda(&dir, &users(&["alice", "bob"]), "");
+    let mut mda = start_mda_with(Peer::Dovecot, &dir, &users(&["alice", "bob"]), "");
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..10)
