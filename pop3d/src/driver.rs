@@ -1,0 +1,257 @@
+//! The async driver: runs one [`Session`] over a [`Connection`], answering its actions with the
+//! auth server (SASL relay, userdb lookup) and the Maildir store (in `spawn_blocking`).
+
+use crate::config::{Config, Service};
+use crate::location::{maildir_for, Template};
+use crate::session::{Action, AuthAnswer, ConnFacts, Session, StoreError};
+use crate::store::Maildrop;
+use pochta_auth_client::{
+    AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
+};
+use pochta_server::{Connection, Fill, TlsMode};
+use std::sync::Arc;
+
+/// Output is written once this much is pending even if more pipelined input waits.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The daemon's shared state: config and auth clients.
+#[derive(Debug)]
+pub struct Pop3 {
+    config: Arc<Config>,
+    sasl: SaslClient,
+    userdb: UserdbClient,
+    location: Template,
+}
+
+impl Pop3 {
+    pub fn new(config: Arc<Config>) -> Result<Self, String> {
+        let location = Template::parse(&config.mail.location)?;
+        Ok(Pop3 {
+            sasl: SaslClient::new(config.auth.client_socket.clone()),
+            userdb: UserdbClient::new(config.auth.userdb_socket.clone()),
+            location,
+            config,
+        })
+    }
+
+    fn step_answer(r: Result<SaslStep, AuthClientError>) -> AuthAnswer {
+        match r {
+            Ok(SaslStep::Continue(c)) => AuthAnswer::Challenge(c),
+            Ok(SaslStep::Success(ok)) => AuthAnswer::Success { user: ok.user },
+            Ok(SaslStep::Failure(f)) if f.is_temporary() => AuthAnswer::TempFailure,
+            Ok(SaslStep::Failure(_)) => AuthAnswer::Failure,
+            Err(e) => {
+                tracing::warn!(error = %e, "auth server unavailable");
+                AuthAnswer::TempFailure
+            }
+        }
+    }
+
+    async fn open_maildrop(&self, user: &str, peer: Option<std::net::IpAddr>) -> Option<Maildrop> {
+        let service = &self.config.auth.service;
+        let reply = match self.userdb.lookup(user, service, peer, None).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                tracing::warn!(user, "authenticated user not found in userdb");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(user, error = %e, "userdb lookup failed");
+                return None;
+            }
+        };
+        let mail = reply.field("mail").or_else(|| reply.field("mail_path"));
+        let root = match maildir_for(&self.location, &reply.user, reply.home(), mail) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(user, error = %e, "no usable mail location");
+                return None;
+            }
+        };
+        let opened = tokio::task::spawn_blocking(move || Maildrop::open(root)).await;
+        match opened {
+            Ok(Ok(m)) => Some(m),
+            Ok(Err(e)) => {
+                tracing::warn!(user, error = %e, "cannot open INBOX");
+                None
+            }
+            Err(e) => {
+                tracing::error!(user, error = %e, "maildrop task failed");
+                None
+            }
+        }
+    }
+
+    /// Serves one connection to its end.
+    pub async fn run(
+        self: Arc<Self>,
+        mut conn: Connection,
+        tls_mode: TlsMode,
+        session_id: String,
+        _service: Service,
+    ) {
+        let peer_ip = conn.peer().ip();
+        let mechanisms = match self.sasl.mechanisms().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "auth server unavailable: no SASL mechanisms");
+                Vec::new()
+            }
+        };
+        let facts = ConnFacts {
+            tls: conn.tls().is_some(),
+            starttls: tls_mode == TlsMode::Starttls && conn.can_starttls(),
+            trusted: peer_ip.is_some_and(|ip| self.config.pop3.is_trusted(ip)),
+        };
+        let mut s = Session::new(self.config.pop3.session_config(), facts, mechanisms);
+        let mut out: Vec<u8> = Vec::new();
+        let mut exchange: Option<SaslExchange> = None;
+        let mut maildrop: Option<Maildrop> = None;
+        let mut user = String::new();
+        let (mut retrieved, mut deleted) = (0usize, 0usize);
+        loop {
+            match s.next_action() {
+                Action::Write(b) => {
+                    out.extend_from_slice(&b);
+                    if out.len() >= FLUSH_AT && !flush(&mut conn, &mut out).await {
+                        break;
+                    }
+                }
+                Action::NeedInput => {
+                    if conn.buffered().is_empty() {
+                        if !flush(&mut conn, &mut out).await {
+                            break;
+                        }
+                        let goodbye: &[u8] = match conn.fill().await {
+                            Ok(Fill::Data) => continue,
+                            Ok(Fill::Eof) | Err(_) => break,
+                            Ok(Fill::Idle) => b"-ERR Disconnected for inactivity.\r\n",
+                            Ok(Fill::Shutdown) => b"-ERR Server shutting down.\r\n",
+                        };
+                        let _ = conn.write_all(goodbye).await;
+                        conn.close().await;
+                        break;
+                    }
+                    let n = s.feed(conn.buffered());
+                    conn.consume(n);
+                }
+                Action::StartTls => {
+                    if !flush(&mut conn, &mut out).await {
+                        break;
+                    }
+                    match conn.starttls().await {
+                        Ok(discarded) => {
+                            if discarded > 0 {
+                                tracing::warn!(
+                                    discarded,
+                                    "plaintext sent after STLS discarded (injection attempt?)"
+                                );
+                            }
+                            s.tls_started();
+                        }
+                        Err(e) => {
+                            tracing::info!(error = %e, "STLS handshake failed");
+                            break;
+                        }
+                    }
+                }
+                Action::AuthStart {
+                    mechanism,
+                    initial_response,
+                } => {
+                    let mut req = SaslRequest::new(mechanism, self.config.auth.service.clone());
+                    req.remote_ip = peer_ip;
+                    req.secured = conn.tls().is_some() || s.plaintext_allowed();
+                    req.session = Some(session_id.clone());
+                    req.initial_response = initial_response;
+                    let answer = match self.sasl.start(req).await {
+                        Ok((ex, step)) => {
+                            exchange = Some(ex);
+                            Self::step_answer(Ok(step))
+                        }
+                        Err(e) => Self::step_answer(Err(e)),
+                    };
+                    if matches!(answer, AuthAnswer::Failure) {
+                        tracing::info!("authentication failed");
+                    }
+                    s.auth_answer(answer);
+                }
+                Action::AuthContinue(data) => {
+                    let answer = match exchange.as_mut() {
+                        Some(ex) => Self::step_answer(ex.respond(data.expose()).await),
+                        None => AuthAnswer::TempFailure,
+                    };
+                    if matches!(answer, AuthAnswer::Failure) {
+                        tracing::info!("authentication failed");
+                    }
+                    s.auth_answer(answer);
+                }
+                Action::AuthAbort => exchange = None,
+                Action::OpenMaildrop { user: u } => {
+                    exchange = None;
+                    let m = self.open_maildrop(&u, peer_ip).await;
+                    match &m {
+                        Some(m) => {
+                            tracing::info!(user = %u, messages = m.len(), "login");
+                            s.maildrop_opened(Ok(m.entries()));
+                        }
+                        None => s.maildrop_opened(Err(StoreError::Temporary)),
+                    }
+                    maildrop = m;
+                    user = u;
+                }
+                Action::Fetch { index, .. } => {
+                    let result = match maildrop.clone() {
+                        Some(m) => tokio::task::spawn_blocking(move || m.read(index))
+                            .await
+                            .unwrap_or(Err(StoreError::Temporary)),
+                        None => Err(StoreError::Temporary),
+                    };
+                    if let Err(e) = &result {
+                        tracing::warn!(user, index, error = ?e, "cannot read message");
+                    }
+                    retrieved += 1;
+                    s.fetched(result);
+                }
+                Action::Update { delete, seen } => {
+                    let seen = if self.config.pop3.mark_seen {
+                        seen
+                    } else {
+                        Vec::new()
+                    };
+                    let n_delete = delete.len();
+                    let result = match maildrop.clone() {
+                        Some(m) => tokio::task::spawn_blocking(move || m.update(&delete, &seen))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string())),
+                        None => Err("no maildrop".to_owned()),
+                    };
+                    match &result {
+                        Ok(_) => deleted = n_delete,
+                        Err(e) => tracing::error!(user, error = %e, "UPDATE failed"),
+                    }
+                    s.updated(result.map_err(|_| StoreError::Temporary));
+                }
+                Action::Close => {
+                    if flush(&mut conn, &mut out).await {
+                        conn.close().await;
+                    }
+                    break;
+                }
+            }
+        }
+        if s.logged_in() || !user.is_empty() {
+            tracing::info!(user, retrieved, deleted, "disconnected");
+        }
+    }
+}
+
+async fn flush(conn: &mut Connection, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let ok = conn.write_all(out).await.is_ok();
+    out.clear();
+    ok
+}

@@ -1,0 +1,104 @@
+//! The maildrop on disk: a snapshot of INBOX taken at login, message reads, and the UPDATE
+//! state's \Seen flags and deletions. Blocking file I/O: the driver runs each call in
+//! `spawn_blocking`.
+//!
+//! Concurrent sessions of one user are allowed, as in Dovecot (`pop3_lock_session = no`): each
+//! works on its own snapshot; a message deleted by one is reported gone to the other
+//! ("-ERR Message was expunged by another session."), and deleting it twice deletes nothing
+//! more. Expunges go by file identity (base name), so nothing is resurrected.
+
+use crate::session::{MaildropEntry, StoreError};
+use pochta_mailstore::{Error, FlagOp, Flags, Mailbox, Maildir, Message, SyncOptions, SystemFlag};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A user's maildrop snapshot.
+#[derive(Clone, Debug)]
+pub struct Maildrop {
+    mailbox: Mailbox,
+    messages: Arc<Vec<Message>>,
+}
+
+fn store_error(e: &Error) -> StoreError {
+    match e {
+        Error::MessageNotFound { .. } => StoreError::Gone,
+        _ => StoreError::Temporary,
+    }
+}
+
+impl Maildrop {
+    /// Syncs INBOX (new/ → cur/, UIDs for new files, as a Dovecot POP3 session does) and takes
+    /// the snapshot: messages by ascending UID.
+    pub fn open(root: PathBuf) -> Result<Maildrop, Error> {
+        let mailbox = Maildir::open(root).inbox()?;
+        let state = mailbox.sync(SyncOptions {
+            move_new_to_cur: true,
+        })?;
+        Ok(Maildrop {
+            mailbox,
+            messages: Arc::new(state.messages),
+        })
+    }
+
+    /// What the session needs: sizes as sent on the wire (RFC 822 size, CRLF) and UIDLs.
+    pub fn entries(&self) -> Vec<MaildropEntry> {
+        self.messages
+            .iter()
+            .map(|m| MaildropEntry {
+                size: m.vsize,
+                uidl: m.pop3_uidl.clone(),
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The bytes of message `index` as stored.
+    pub fn read(&self, index: usize) -> Result<Vec<u8>, StoreError> {
+        let msg = self.messages.get(index).ok_or(StoreError::Gone)?;
+        self.mailbox.read_message(msg).map_err(|e| store_error(&e))
+    }
+
+    /// UPDATE state: \Seen on `seen`, then expunge `delete` (files unlinked, uidlist rewritten,
+    /// `new/` and `cur/` fsynced). Returns whether anything was deleted.
+    pub fn update(&self, delete: &[usize], seen: &[usize]) -> Result<bool, Error> {
+        for &i in seen {
+            let Some(msg) = self.messages.get(i) else {
+                continue;
+            };
+            if msg.flags.contains(SystemFlag::Seen) {
+                continue;
+            }
+            let flags = Flags::empty().with(SystemFlag::Seen);
+            match self.mailbox.store_flags(msg, FlagOp::Add, flags, &[]) {
+                Ok(_) | Err(Error::MessageNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let doomed: Vec<Message> = delete
+            .iter()
+            .filter_map(|&i| self.messages.get(i).cloned())
+            .collect();
+        if doomed.is_empty() {
+            return Ok(false);
+        }
+        let removed = self.mailbox.expunge(&doomed)?;
+        for sub in ["cur", "new"] {
+            let dir = self.mailbox.dir().join(sub);
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| Error::Io {
+                    op: "fsync",
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        Ok(!removed.is_empty())
+    }
+}
