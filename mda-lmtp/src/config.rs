@@ -159,6 +159,18 @@ pub struct DeliverySection {
     /// Give up on one recipient's delivery after this long (451 4.3.0 for it).
     #[serde(default = "default_delivery_timeout")]
     pub timeout: Duration,
+    /// Write each user's mail as the uid/gid from the userdb (needs `server.user = "root"`);
+    /// false = as the daemon's own user, which owns all Maildirs (the vmail model).
+    #[serde(default)]
+    pub per_user_ids: bool,
+    /// With per_user_ids: the lowest uid and gid mail may be written as (Dovecot's
+    /// first_valid_uid); users below it get 451 4.3.0.
+    #[serde(default = "default_first_valid_uid")]
+    pub first_valid_uid: u32,
+}
+
+fn default_first_valid_uid() -> u32 {
+    500
 }
 
 fn default_mail_location() -> String {
@@ -179,6 +191,8 @@ impl Default for DeliverySection {
             save_to_detail_folder: false,
             add_headers: true,
             timeout: default_delivery_timeout(),
+            per_user_ids: false,
+            first_valid_uid: default_first_valid_uid(),
         }
     }
 }

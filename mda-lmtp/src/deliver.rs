@@ -113,6 +113,10 @@ fn store(t: &Target, header: &[u8], body: &[u8]) -> Outcome {
     let mut bytes = Vec::with_capacity(header.len() + body.len());
     bytes.extend_from_slice(header);
     bytes.extend_from_slice(body);
+    let _as_user = match t.ids.map(|(uid, gid)| FsIds::switch(uid, gid)).transpose() {
+        Ok(ids) => ids,
+        Err(e) => return Outcome::Failed(e),
+    };
     let md = Maildir::open(&t.maildir);
     if let Err(e) = md.create_if_missing() {
         return Outcome::Failed(e.to_string());
@@ -132,5 +136,42 @@ fn store(t: &Target, header: &[u8], body: &[u8]) -> Outcome {
         },
         Err(e) if e.is_over_quota() => Outcome::OverQuota,
         Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// This thread's filesystem uid/gid switched to a user's for one delivery (Linux fsuid/fsgid
+/// are per thread, unlike setuid, so other sessions' threads are unaffected); restored on drop,
+/// also when the delivery panics.
+struct FsIds {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+}
+
+impl FsIds {
+    fn switch(uid: u32, gid: u32) -> Result<FsIds, String> {
+        use nix::unistd::{setfsgid, setfsuid, Gid, Uid};
+        let ids = FsIds {
+            gid: setfsgid(Gid::from_raw(gid)),
+            uid: setfsuid(Uid::from_raw(uid)),
+        };
+        // The calls report no errors; an invalid id (-1) changes nothing and returns the
+        // current one, which tells whether the switch held.
+        let (now_uid, now_gid) = (
+            setfsuid(Uid::from_raw(u32::MAX)),
+            setfsgid(Gid::from_raw(u32::MAX)),
+        );
+        if now_uid.as_raw() != uid || now_gid.as_raw() != gid {
+            return Err(format!(
+                "cannot write as uid {uid} gid {gid} (fsuid {now_uid}, fsgid {now_gid})"
+            ));
+        }
+        Ok(ids)
+    }
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        nix::unistd::setfsuid(self.uid);
+        nix::unistd::setfsgid(self.gid);
     }
 }

@@ -13,8 +13,9 @@
 //! Trust: the LMTP client (the local MTA) is trusted to have accepted the mail, not to send
 //! well-formed input — the protocol core (pochta-smtp) bounds and checks everything. The userdb
 //! is trusted for user names, homes and mail locations; user-derived path parts are checked
-//! against traversal. Runs as the vmail user (`[server] user`), which owns the Maildirs;
-//! per-user uid/gid switching is not done.
+//! against traversal. Runs as the vmail user (`[server] user`), which owns the Maildirs; or,
+//! with `delivery.per_user_ids`, as root writing each user's files as the userdb's uid/gid
+//! (per-thread fsuid/fsgid around each delivery, so sessions never share an identity).
 //!
 //! RFCs: 2033 (LMTP), 5321, 2920, 3030, 6152, 1870, 6531, 2034 via pochta-smtp; 5322 (trace
 //! headers).
@@ -66,6 +67,11 @@ impl Settings {
             BareLfSetting::Normalize => BareLf::Normalize,
             BareLfSetting::Reject => BareLf::Reject,
         };
+        if cfg.delivery.per_user_ids && !nix::unistd::Uid::effective().is_root() {
+            return Err("delivery.per_user_ids needs the daemon to keep root: set \
+                        server.user = \"root\" (or use the vmail model)"
+                .into());
+        }
         let mail_location = Template::parse(&cfg.delivery.mail_location)
             .map_err(|e| format!("delivery.mail_location: {e}"))?;
         let userdb = match userdb {

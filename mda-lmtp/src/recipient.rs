@@ -20,6 +20,8 @@ pub struct Target {
     /// The address extension, when deliveries into a folder of that name are enabled.
     pub folder: Option<String>,
     pub quota: QuotaLimit,
+    /// uid/gid to write as (per_user_ids); `None` = the daemon's own.
+    pub ids: Option<(u32, u32)>,
 }
 
 /// `451 4.3.0 <rcpt> Temporary internal error`.
@@ -103,6 +105,21 @@ fn target(
             apply_quota_24(&mut quota, key, v).map_err(|e| fail(&rcpt, e))?;
         }
     }
+    let ids = if settings.delivery.per_user_ids {
+        let min = settings.delivery.first_valid_uid;
+        match (u.uid(), u.gid()) {
+            (Some(uid), Some(gid)) if uid >= min && gid >= min => Some((uid, gid)),
+            (Some(uid), Some(gid)) => {
+                return Err(fail(
+                    &rcpt,
+                    format!("uid {uid} / gid {gid} below first_valid_uid {min}"),
+                ))
+            }
+            _ => return Err(fail(&rcpt, "userdb gave no numeric uid and gid".into())),
+        }
+    } else {
+        None
+    };
     let folder = detail.filter(|d| {
         settings.delivery.save_to_detail_folder
             && !d.is_empty()
@@ -115,6 +132,7 @@ fn target(
         maildir,
         folder,
         quota,
+        ids,
     })
 }
 

@@ -262,20 +262,32 @@ fn start_mda(dir: &TempDir, users: &[(String, String)], extra: &str) -> Mda {
 }
 
 fn start_mda_with(peer: Peer, dir: &TempDir, users: &[(String, String)], extra: &str) -> Mda {
+    start_mda_cfg(peer, dir, users, "", extra, "")
+}
+
+/// `server`, `lmtp`, `delivery`: extra lines for those tables.
+fn start_mda_cfg(
+    peer: Peer,
+    dir: &TempDir,
+    users: &[(String, String)],
+    server: &str,
+    lmtp: &str,
+    delivery: &str,
+) -> Mda {
     let userdb = Userdb::start(peer, dir, users);
     let mail = dir.join("mail");
     std::fs::create_dir_all(&mail).unwrap();
     chown_test_user(&mail);
     let socket = dir.join("lmtp");
     let cfg = format!(
-        "[server]\nlog_level = \"debug\"\n\n[[listener]]\nservice = \"lmtp\"\naddress = \"{}\"\n\
-         mode = \"0666\"\n\n[lmtp]\nhostname = \"lmtp.test\"\n{extra}\n\n[userdb]\n\
-         socket = \"{}\"\n\n[delivery]\nmail_location = \"{}/%d/%n/Maildir\"\n",
+        "[server]\nlog_level = \"debug\"\n{server}\n\n[[listener]]\nservice = \"lmtp\"\n\
+         address = \"{}\"\nmode = \"0666\"\n\n[lmtp]\nhostname = \"lmtp.test\"\n{lmtp}\n\n\
+         [userdb]\nsocket = \"{}\"\n\n\
+         [delivery]\nmail_location = \"{}/%d/%n/Maildir\"\n{delivery}\n",
         socket.display(),
         userdb.socket().display(),
         mail.display()
     );
-    // `extra` may open its own tables after [lmtp]; keep [userdb]/[delivery] unique.
     let path = dir.join("mda-lmtp.toml");
     std::fs::write(&path, as_test_user(&cfg)).unwrap();
     let mut notify = Notify::new(dir);
@@ -957,4 +969,73 @@ fn sigkill_mid_run_loses_no_acknowledged_message() {
             }
         }
     }
+}
+
+#[test]
+fn per_user_ids_when_running_as_root() {
+    require_root("per-user uid/gid");
+    let dir = TempDir::new("lmtp-ids");
+    let user = |name: &str, uid: u32| {
+        (
+            format!("{name}@{DOMAIN}"),
+            format!("userdb_uid={uid} userdb_gid={uid}"),
+        )
+    };
+    let users = [
+        user("alice", 5001),
+        user("bob", 5002),
+        user("carol", 5003),
+        user("low", 100),
+    ];
+    // Like Dovecot: the users' mail directories must be theirs; carol's is not there, and
+    // the domain directory is root's, so her delivery must fail as her, not succeed as root.
+    let domain = dir.join(&format!("mail/{DOMAIN}"));
+    for (name, uid) in [("alice", 5001), ("bob", 5002)] {
+        let d = domain.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let id = Some(nix::unistd::Uid::from_raw(uid));
+        nix::unistd::chown(&d, id, Some(nix::unistd::Gid::from_raw(uid))).unwrap();
+    }
+    std::fs::set_permissions(&domain, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mda = start_mda_cfg(
+        Peer::Dovecot,
+        &dir,
+        &users,
+        "user = \"root\"",
+        "",
+        "per_user_ids = true",
+    );
+    let mut c = Lmtp::connect(&mda.socket);
+    c.send(b"LHLO mx.it.test\r\n");
+    c.reply();
+    assert_eq!(c.cmd("MAIL FROM:<s@ext.test>"), "250 2.1.0 Ok");
+    for u in ["alice", "bob", "carol"] {
+        assert_eq!(c.cmd(&format!("RCPT TO:<{u}@{DOMAIN}>")), "250 2.1.5 Ok");
+    }
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<low@{DOMAIN}>")),
+        format!("451 4.3.0 <low@{DOMAIN}> Temporary internal error")
+    );
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+    c.send(b"Subject: ids\r\n\r\nhi\r\n.\r\n");
+    let replies: Vec<String> = (0..3).map(|_| c.reply().pop().unwrap()).collect();
+    assert!(replies[0].starts_with("250 2.0.0 <alice@"), "{replies:?}");
+    assert!(replies[1].starts_with("250 2.0.0 <bob@"), "{replies:?}");
+    assert_eq!(
+        replies[2],
+        format!("451 4.3.0 <carol@{DOMAIN}> Temporary internal error"),
+        "{}",
+        mda.daemon.log()
+    );
+    use std::os::unix::fs::MetadataExt;
+    for (name, uid) in [("alice", 5001), ("bob", 5002)] {
+        let md = mda.maildir(name);
+        let files = delivered(&md);
+        assert_eq!(files.len(), 1);
+        for p in [files[0].clone(), md.join("new"), md.join("dovecot-uidlist")] {
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (uid, uid), "{}", p.display());
+        }
+    }
+    assert!(!domain.join("carol").exists());
 }
