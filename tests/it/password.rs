@@ -395,3 +395,54 @@ fn pw_command_behaves_like_doveadm() {
         assert_eq!(outs[0], outs[1], "stdin {input:?}");
     }
 }
+
+/// On a terminal (a pty from util-linux `script`): the prompts on stderr, no echo, the hash.
+/// The expected bytes are what `doveadm pw -s PLAIN` prints under the same pty.
+#[test]
+fn pw_prompts_on_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let cmd = format!("{} pw -s PLAIN", pochta_bin().display());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux/bsdutils) gives the test a pty");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let sink = Arc::clone(&out);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(&out.lock().unwrap()).contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} on the terminal");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for("Enter new password: ");
+    stdin.write_all(b"abc\n").unwrap();
+    wait_for("Retype new password: ");
+    stdin.write_all(b"abc\n").unwrap();
+    wait_for("{PLAIN}abc");
+    drop(stdin);
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let got = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        got,
+        "Enter new password: \r\nRetype new password: \r\n{PLAIN}abc\r\n"
+    );
+}

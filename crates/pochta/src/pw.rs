@@ -138,8 +138,8 @@ fn ask(prompt: &str) -> io::Result<Vec<u8>> {
     let tty = stdin.is_terminal();
     let mut saved = None;
     if tty {
-        eprint!("{prompt}");
-        io::stderr().flush()?;
+        // Echo off (and typed-ahead input flushed) before the prompt shows, so nothing typed
+        // after seeing the prompt is echoed or lost.
         if let Ok(old) = termios::tcgetattr(&stdin) {
             let mut quiet = old.clone();
             quiet.local_flags.remove(LocalFlags::ECHO);
@@ -147,6 +147,8 @@ fn ask(prompt: &str) -> io::Result<Vec<u8>> {
                 saved = Some(old);
             }
         }
+        eprint!("{prompt}");
+        io::stderr().flush()?;
     }
     let mut line = Vec::new();
     let read = stdin.lock().read_until(b'\n', &mut line);
