@@ -127,7 +127,9 @@ fn store(t: &Target, header: &[u8], body: &[u8]) -> Outcome {
         quota: (!t.quota.is_unlimited()).then_some(t.quota),
         ..DeliverOptions::default()
     };
-    match md.deliver(folder, &bytes, &opts) {
+    let result = md.deliver(folder, &bytes, &opts);
+    sweep_tmp_now_and_then(&md, folder);
+    match result {
         Ok(d) => Outcome::Saved {
             file_name: d.file_name,
             uid: d.uid,
@@ -173,5 +175,40 @@ impl Drop for FsIds {
     fn drop(&mut self) {
         nix::unistd::setfsuid(self.uid);
         nix::unistd::setfsgid(self.gid);
+    }
+}
+
+/// Deletes a mailbox's tmp/ leftovers of crashed deliveries (older than 36 h, as Dovecot) at
+/// most every 8 hours per mailbox and process. Failures only cost a log line.
+fn sweep_tmp_now_and_then(md: &Maildir, folder: Option<&str>) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+    static LAST: OnceLock<Mutex<HashMap<std::path::PathBuf, Instant>>> = OnceLock::new();
+    const EVERY: Duration = Duration::from_secs(8 * 3600);
+    let key = md.root().join(folder.unwrap_or(""));
+    {
+        let mut last = LAST
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.get(&key).is_some_and(|t| t.elapsed() < EVERY) {
+            return;
+        }
+        if last.len() >= 100_000 {
+            last.clear();
+        }
+        last.insert(key, Instant::now());
+    }
+    let mailbox = match folder {
+        Some(f) => md.mailbox(f),
+        None => md.inbox(),
+    };
+    match mailbox.and_then(|m| m.sweep_tmp()) {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(maildir = %md.root().display(), files = n, "old tmp/ files removed")
+        }
+        Err(e) => tracing::debug!(maildir = %md.root().display(), error = %e, "tmp/ sweep failed"),
     }
 }

@@ -1039,3 +1039,68 @@ fn per_user_ids_when_running_as_root() {
     }
     assert!(!domain.join("carol").exists());
 }
+
+/// Replays a transcript (mda-lmtp/transcripts/*.txt) over the socket: `C:` lines are sent with
+/// CRLF, `R:` raw with `\r` `\n` escapes (consecutive client lines go out in one write), `S:`
+/// is the next server line exactly, `S^` its prefix, `E: close` the end of the connection.
+fn replay(socket: &Path, name: &str, text: &str) {
+    let s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut r = BufReader::new(s);
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("{name}:{}", n + 1);
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (tag, rest) = line.split_at(3.min(line.len()));
+        match tag {
+            "C: " => {
+                out.extend_from_slice(rest.as_bytes());
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            "R: " => {
+                out.extend(rest.replace("\\r", "\r").replace("\\n", "\n").bytes());
+                continue;
+            }
+            _ => {}
+        }
+        if !out.is_empty() {
+            r.get_mut().write_all(&out).unwrap();
+            out.clear();
+        }
+        let mut got = String::new();
+        let n = r.read_line(&mut got).unwrap_or(0);
+        let got = got.trim_end_matches(['\r', '\n']);
+        match tag {
+            "S: " => assert_eq!(got, rest, "{at}"),
+            "S^ " => assert!(
+                got.starts_with(rest),
+                "{at}: {got:?} does not start {rest:?}"
+            ),
+            "E: " => assert_eq!(n, 0, "{at}: expected the server to close, got {got:?}"),
+            _ => panic!("{at}: bad transcript line {line:?}"),
+        }
+    }
+}
+
+#[test]
+fn transcripts_over_the_socket() {
+    let dir = TempDir::new("lmtp-transcripts");
+    let mda = start_mda(&dir, &users(&["alice", "bob", "full"]), "");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir(root.join("mda-lmtp/transcripts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            replay(&mda.socket, &name, &std::fs::read_to_string(&path).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+    assert_eq!(delivered(&mda.maildir("alice")).len(), 1);
+    assert_eq!(delivered(&mda.maildir("bob")).len(), 2);
+    assert_eq!(delivered(&mda.maildir("full")).len(), 0);
+}
