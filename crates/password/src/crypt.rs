@@ -57,6 +57,12 @@ pub(crate) fn check(data: &str, scheme: &'static str) -> Result<Kind, Error> {
         scheme,
         reason: "not a crypt(3) hash this build can verify ($6$, $5$, $1$, $2?$, $y$ or DES)",
     })?;
+    if k == Kind::Yescrypt && yescrypt_cost(data).is_none() {
+        return Err(Error::Malformed {
+            scheme,
+            reason: "yescrypt parameters must be libxcrypt's $y$j..$ form with at most 1 GiB",
+        });
+    }
     if k == Kind::Bcrypt {
         let cost = data.get(4..6).and_then(|c| c.parse::<u32>().ok());
         if !matches!(cost, Some(4..=31)) || data.as_bytes()[6] != b'$' {
@@ -89,6 +95,7 @@ pub(crate) fn verify(password: &[u8], data: &str) -> Result<bool, Error> {
         }
         // bcrypt::verify rejects malformed strings and costs outside 4..=31 with an error.
         Kind::Bcrypt => bcrypt::verify(password, data).unwrap_or(false),
+        Kind::Yescrypt if yescrypt_cost(data).is_none() => false,
         Kind::Yescrypt => {
             use yescrypt::PasswordVerifier;
             yescrypt::Yescrypt::default()
@@ -109,10 +116,24 @@ pub(crate) fn work_factor(data: &str) -> u64 {
             .and_then(|c| c.parse::<u32>().ok())
             .filter(|c| *c < 40)
             .map_or(0, |c| 1u64 << c),
-        // yescrypt's N is in the params field: count it as expensive.
-        Some(Kind::Yescrypt) => u64::MAX,
+        Some(Kind::Yescrypt) => yescrypt_cost(data).unwrap_or(0),
         None => 0,
     }
+}
+
+/// N·r of a `$y$` hash whose parameters are the 3-character form libxcrypt writes
+/// (`j` = yescrypt read-write flavour, N, r; p = 1) and need at most 1 GiB (128·r·N bytes);
+/// `None` for anything else. The yescrypt crate is only ever handed these: other parameter
+/// encodings can make it divide by zero (p = 0) or allocate without bound.
+fn yescrypt_cost(data: &str) -> Option<u64> {
+    let params = data.strip_prefix("$y$")?.split('$').next()?;
+    if params.len() != 3 || !params.starts_with('j') {
+        return None;
+    }
+    let p: yescrypt::Params = params.parse().ok()?;
+    let (n, r) = (p.n(), u64::from(p.r()));
+    let bytes = 128u64.checked_mul(r)?.checked_mul(n)?;
+    (p.p() == 1 && n >= 2 && r >= 1 && bytes <= 1 << 30).then_some(n * r)
 }
 
 /// Encode bytes the way crypt(3) does: 3-byte groups taken little-endian, 6 bits per

@@ -263,6 +263,10 @@ fn malformed_is_an_error_not_a_panic() {
         "{CRYPT}",
         "{CRYPT}$2y$99$4i2pc26Zh/P2U0AABxbYlu0eqMVxkqvag.J1mkFfdzKyqjLQ5KStm",
         "{SHA512-CRYPT}$7$x",
+        // yescrypt: p = 0 (the crate would divide by zero), N = 2^63, non-libxcrypt forms.
+        "{CRYPT}$y$j9T1.$F5Jx5fExrKuPp53xLKQ..1$GmcwIgvdUC9qLWcKCi6gklUa1dM3ziD43YxYNURLKy0",
+        "{CRYPT}$y$jzT$F5Jx5fExrKuPp53xLKQ..1$GmcwIgvdUC9qLWcKCi6gklUa1dM3ziD43YxYNURLKy0",
+        "{CRYPT}$y$$F5Jx5fExrKuPp53xLKQ..1$GmcwIgvdUC9qLWcKCi6gklUa1dM3ziD43YxYNURLKy0",
         "{PLAIN-TRUNC}nolen",
         "{FOO}bar",
         "{DIGEST-MD5}zz",
