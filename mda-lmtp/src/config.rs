@@ -153,6 +153,10 @@ pub struct DeliverySection {
     /// `lmtp_save_to_detail_mailbox`); INBOX otherwise.
     #[serde(default)]
     pub save_to_detail_folder: bool,
+    /// Store messages with CRLF line endings as received (byte for byte); false = LF only, the
+    /// way Dovecot stores them by default (`mail_save_crlf = no`).
+    #[serde(default = "yes")]
+    pub save_crlf: bool,
     /// Add `Delivered-To:`, `Return-Path:` and `Received:` headers.
     #[serde(default = "yes")]
     pub add_headers: bool,
@@ -189,6 +193,7 @@ impl Default for DeliverySection {
             mail_location: default_mail_location(),
             recipient_delimiter: default_delimiter(),
             save_to_detail_folder: false,
+            save_crlf: true,
             add_headers: true,
             timeout: default_delivery_timeout(),
             per_user_ids: false,

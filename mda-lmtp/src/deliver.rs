@@ -54,7 +54,8 @@ pub(crate) async fn deliver_all(
         };
         let target = t.clone();
         let body = Arc::clone(&body);
-        let job = tokio::task::spawn_blocking(move || store(&target, &header, &body));
+        let crlf = settings.delivery.save_crlf;
+        let job = tokio::task::spawn_blocking(move || store(&target, &header, &body, crlf));
         tasks.push(tokio::time::timeout(timeout, job));
     }
     let mut replies = Vec::with_capacity(targets.len());
@@ -109,10 +110,13 @@ fn reply_for(
 
 /// Writes one copy: tmp → fsync → rename into new/ → fsync the directory (pochta-mailstore).
 /// Runs on the blocking pool.
-fn store(t: &Target, header: &[u8], body: &[u8]) -> Outcome {
+fn store(t: &Target, header: &[u8], body: &[u8], crlf: bool) -> Outcome {
     let mut bytes = Vec::with_capacity(header.len() + body.len());
     bytes.extend_from_slice(header);
     bytes.extend_from_slice(body);
+    if !crlf {
+        bytes = crlf_to_lf(&bytes);
+    }
     let _as_user = match t.ids.map(|(uid, gid)| FsIds::switch(uid, gid)).transpose() {
         Ok(ids) => ids,
         Err(e) => return Outcome::Failed(e),
@@ -210,5 +214,28 @@ fn sweep_tmp_now_and_then(md: &Maildir, folder: Option<&str>) {
             tracing::info!(maildir = %md.root().display(), files = n, "old tmp/ files removed")
         }
         Err(e) => tracing::debug!(maildir = %md.root().display(), error = %e, "tmp/ sweep failed"),
+    }
+}
+
+/// CRLF → LF; a CR not followed by LF stays.
+fn crlf_to_lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crlf_to_lf() {
+        assert_eq!(super::crlf_to_lf(b"a\r\nb\rc\r\r\n"), b"a\nb\rc\r\n");
     }
 }

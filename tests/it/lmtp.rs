@@ -1104,3 +1104,39 @@ fn transcripts_over_the_socket() {
     assert_eq!(delivered(&mda.maildir("bob")).len(), 2);
     assert_eq!(delivered(&mda.maildir("full")).len(), 0);
 }
+
+#[test]
+fn tcp_listener_and_lf_storage() {
+    let dir = TempDir::new("lmtp-tcp");
+    let port = free_port();
+    let tcp = format!("\n[[listener]]\nservice = \"lmtp\"\naddress = \"127.0.0.1:{port}\"\n");
+    let users = users(&["alice"]);
+    let mda = start_mda_cfg(Peer::Authd, &dir, &users, &tcp, "", "save_crlf = false");
+    let mut c = connect(port);
+    assert!(c.line().starts_with("220 lmtp.test "));
+    c.send("LHLO mx.it.test\r\n");
+    while c.line().starts_with("250-") {}
+    assert_eq!(c.cmd("MAIL FROM:<s@ext.test>"), "250 2.1.0 Ok\r\n");
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<alice@{DOMAIN}>")),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    c.send("Subject: tcp\r\n\r\nline\rwith CR\r\n.\r\n");
+    assert!(c
+        .line()
+        .starts_with(&format!("250 2.0.0 <alice@{DOMAIN}> ")));
+    let files = delivered(&mda.maildir("alice"));
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("Received: from mx.it.test ([127.0.0.1])\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Subject: tcp\n\nline\rwith CR\n"),
+        "{text:?}"
+    );
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains(&format!(",S={},", text.len())), "{name}");
+}
