@@ -136,7 +136,7 @@ impl Ctx<'_> {
                         ScramHash::Sha256,
                     ),
                     other => {
-                        // The codec only passes configured mechanisms; keep the connection sane anyway.
+                        // The codec only passes configured mechanisms; stay sane anyway.
                         let _ = proto.reply_fail(FailReply::with_reason(
                             req.id,
                             format!("Unsupported mechanism {other}"),
@@ -165,7 +165,8 @@ impl Ctx<'_> {
                 if delay.is_zero() {
                     self.begin(proto, exchanges, id, initial);
                 } else {
-                    tracing::info!(rip = ?remote, delay_ms = delay.as_millis() as u64, "auth penalty: delaying request");
+                    let delay_ms = delay.as_millis() as u64;
+                    tracing::info!(rip = ?remote, delay_ms, "auth penalty: delaying request");
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
@@ -422,7 +423,9 @@ impl Ctx<'_> {
         if let Some(ip) = ex.and_then(|e| e.remote) {
             self.authd.penalty.success(ip);
         }
-        tracing::info!(mech = ex.map(|e| e.mech_name.as_str()).unwrap_or("-"), user = %user, rip = ?ex.and_then(|e| e.remote), "authenticated");
+        let mech = ex.map(|e| e.mech_name.as_str()).unwrap_or("-");
+        let rip = ex.and_then(|e| e.remote);
+        tracing::info!(mech, user = %user, rip = ?rip, "authenticated");
         let reply = OkReply {
             id,
             user: Some(user),
@@ -449,7 +452,7 @@ impl Ctx<'_> {
         }
         let mut reply = match f {
             Failure::Authz => FailReply::with_code(id, FailCode::AuthzFail, "Authorization failed"),
-            // Like Dovecot: no reason for credential failures; never reveal whether the user exists.
+            // Never reveal whether the user exists: one text for every credential failure.
             Failure::Credentials | Failure::Protocol(_) => {
                 FailReply::with_reason(id, "Authentication failed")
             }

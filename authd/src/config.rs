@@ -212,7 +212,7 @@ impl DaemonConfig for Config {
         for l in &self.listeners {
             if !matches!(l.address, pochta_server::ListenAddress::Unix(_)) {
                 return Err(format!(
-                    "listener {}: authd serves UNIX sockets only (the auth protocol is not encrypted)",
+                    "listener {}: authd serves UNIX sockets only (the protocol is not encrypted)",
                     l.address
                 ));
             }

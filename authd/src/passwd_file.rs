@@ -65,7 +65,8 @@ impl PasswdFile {
             .map_err(|e| BackendError(format!("{shown}: {e}")))?;
         let parsed = Arc::new(parse(&text, &shown.to_string()));
         if state.0.is_some() {
-            tracing::info!(file = %shown, users = parsed.users.len(), "passwd-file changed, re-read");
+            let users = parsed.users.len();
+            tracing::info!(file = %shown, users, "passwd-file changed, re-read");
         }
         *state = (Some(stamp), Arc::clone(&parsed));
         Ok(parsed)
@@ -139,7 +140,8 @@ fn parse(text: &str, shown: &str) -> Parsed {
             }
         }
         if out.users.contains_key(&user) {
-            tracing::warn!(file = shown, line = n + 1, user = %user, "duplicate user, first entry wins");
+            let line = n + 1;
+            tracing::warn!(file = shown, line, user = %user, "duplicate user, first one wins");
             continue;
         }
         out.order.push(user.clone());
@@ -167,7 +169,8 @@ mod tests {
     #[test]
     fn parses_dovecot_lines() {
         let text = "# comment\n\
-            alice@example.org:{SHA512-CRYPT}$6$abc$def:5000:5000::/home/alice::userdb_mail=maildir:~/Mail userdb_quota_rule=*:storage=1G\n\
+            alice@example.org:{SHA512-CRYPT}$6$abc$def:5000:5000::/home/alice::\
+            userdb_mail=maildir:~/Mail userdb_quota_rule=*:storage=1G\n\
             bob@example.org:{PLAIN}pw\n\
             carol@example.org::::::: nopassword allow_nets=127.0.0.0/8,::1 reason=hi\n\
             \n\

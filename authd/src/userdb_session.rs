@@ -10,13 +10,21 @@ use pochta_server::{Connection, Fill, Peer, Session};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
-/// The uid a connection is restricted to, per Dovecot's rule for 0666 userdb sockets.
-fn restricted_uid(session: &Session<crate::config::Service>, peer: &Peer) -> Option<u32> {
+/// The uid a connection is restricted to, per Dovecot's rule for 0666 userdb sockets: a peer
+/// that is neither the socket's owner nor in its group may only see its own uid. Root is never
+/// restricted (Dovecot stores the uid with 0 meaning "none"). If the socket file cannot be
+/// examined, the peer is restricted (fail closed).
+async fn restricted_uid(session: &Session<crate::config::Service>, peer: &Peer) -> Option<u32> {
     let Peer::Unix { uid, gid, .. } = peer else {
         return None;
     };
-    let meta = std::fs::metadata(&*session.listener).ok()?;
-    let restricted = meta.mode() & 0o777 == 0o666 && *uid != meta.uid() && *gid != meta.gid();
+    if *uid == 0 {
+        return None;
+    }
+    let restricted = match tokio::fs::metadata(&*session.listener).await {
+        Ok(meta) => meta.mode() & 0o777 == 0o666 && *uid != meta.uid() && *gid != meta.gid(),
+        Err(_) => true,
+    };
     restricted.then_some(*uid)
 }
 
@@ -26,7 +34,7 @@ pub(crate) async fn serve(
     session: Session<crate::config::Service>,
 ) {
     let mut cfg = UserdbServerConfig::new(std::process::id());
-    cfg.restricted_uid = restricted_uid(&session, conn.peer());
+    cfg.restricted_uid = restricted_uid(&session, conn.peer()).await;
     let mut proto = UserdbServerConn::new(cfg);
     if conn.write_all(&proto.take_output()).await.is_err() {
         return;
@@ -72,7 +80,11 @@ async fn handle(authd: &Arc<Authd>, proto: &mut UserdbServerConn, ev: UserdbServ
                 Ok(Ok(Some((user, fields)))) => {
                     let fields = fields.into_iter().map(|(k, v)| Field::new(k, v)).collect();
                     if !proto.reply_user(l.id, &user, fields) {
-                        tracing::info!(user = %user, service = %l.service, "userdb lookup refused: uid of a restricted peer differs");
+                        tracing::info!(
+                            user = %user,
+                            service = %l.service,
+                            "userdb lookup refused: not the uid of the restricted peer"
+                        );
                     }
                 }
                 Ok(Ok(None)) => proto.reply_notfound(l.id),

@@ -236,10 +236,7 @@ impl Users {
     }
 
     /// The userdb answer for `name`: canonical user and fields (uid, gid, home, mail, …).
-    pub(crate) fn userdb(
-        &self,
-        name: &str,
-    ) -> Result<Option<(String, UserFields)>, BackendError> {
+    pub(crate) fn userdb(&self, name: &str) -> Result<Option<(String, UserFields)>, BackendError> {
         let Some(user) = self.normalize(name) else {
             return Ok(None);
         };

@@ -325,9 +325,8 @@ mod tests {
         );
         let client_first = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
         let mut s = Scram::new(ScramHash::Sha256, [7; 32]);
-        assert!(
-            matches!(s.start(Some(client_first.as_bytes())), Step::NeedCredentials { user } if user == "user")
-        );
+        let step = s.start(Some(client_first.as_bytes()));
+        assert!(matches!(step, Step::NeedCredentials { user } if user == "user"));
         // Force the RFC's server nonce to reproduce its proof.
         let _ = s.credentials(Some(creds.clone()));
         let State::Sent {
