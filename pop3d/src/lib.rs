@@ -30,6 +30,7 @@ pub mod config;
 pub mod driver;
 pub mod location;
 pub mod message;
+pub mod replay;
 pub mod session;
 pub mod store;
 
