@@ -1,0 +1,153 @@
+//! Server resource accounting from /proc: CPU seconds of a process tree and its peak RSS.
+//!
+//! CPU: utime+stime+cutime+cstime of every process in the tree (cutime/cstime carry the time of
+//! children the tree already reaped, e.g. Dovecot's short-lived lmtp processes), before and after
+//! a round. RSS: a sampler adds up VmRSS over the tree every 50 ms and keeps the maximum; it is
+//! combined with the largest single VmHWM, so a one-process daemon's true peak is never missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Clock ticks per second of /proc/PID/stat times (USER_HZ; 100 on Linux for all ABIs we run).
+const USER_HZ: f64 = 100.0;
+
+struct Stat {
+    ppid: i32,
+    ticks: u64,
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): ppid = field 4, utime..cstime = fields 14..17.
+    let num = |i: usize| f.get(i - 3).and_then(|s| s.parse::<u64>().ok());
+    Some(Stat {
+        ppid: f.get(1)?.parse().ok()?,
+        ticks: num(14)? + num(15)? + num(16)? + num(17)?,
+    })
+}
+
+fn all_stats() -> HashMap<i32, Stat> {
+    let mut out = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                if let Some(s) = read_stat(pid) {
+                    out.insert(pid, s);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The roots and all their descendants that are alive now.
+fn tree(roots: &[i32], stats: &HashMap<i32, Stat>) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (&pid, s) in stats {
+        children.entry(s.ppid).or_default().push(pid);
+    }
+    let mut out = Vec::new();
+    let mut todo: Vec<i32> = roots
+        .iter()
+        .copied()
+        .filter(|p| stats.contains_key(p))
+        .collect();
+    while let Some(p) = todo.pop() {
+        out.push(p);
+        if let Some(c) = children.get(&p) {
+            todo.extend(c);
+        }
+    }
+    out
+}
+
+/// CPU seconds used so far by the tree under `roots` (including reaped children).
+pub(crate) fn cpu_seconds(roots: &[i32]) -> f64 {
+    let stats = all_stats();
+    let ticks: u64 = tree(roots, &stats)
+        .iter()
+        .filter_map(|p| stats.get(p))
+        .map(|s| s.ticks)
+        .sum();
+    ticks as f64 / USER_HZ
+}
+
+fn status_kib(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn rss_now(roots: &[i32]) -> (u64, u64) {
+    let stats = all_stats();
+    let pids = tree(roots, &stats);
+    let sum = pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum();
+    let hwm = pids
+        .iter()
+        .map(|&p| status_kib(p, "VmHWM:"))
+        .max()
+        .unwrap_or(0);
+    (sum, hwm)
+}
+
+/// Samples the tree's RSS in a thread until dropped; `peak_kib` is the highest sum seen.
+pub(crate) struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    pub(crate) fn start(roots: Vec<i32>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let (sum, hwm) = rss_now(&roots);
+                p.fetch_max(sum.max(hwm), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let (sum, hwm) = rss_now(&roots);
+            p.fetch_max(sum.max(hwm), Ordering::Relaxed);
+        });
+        RssSampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling and returns the peak in KiB.
+    pub(crate) fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether a process exists (and is not a zombie).
+pub(crate) fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| t.rfind(')').map(|i| t[i + 2..].starts_with('Z')))
+        == Some(false)
+}
