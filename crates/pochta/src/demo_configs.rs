@@ -125,6 +125,7 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
     match daemon {
         // One arm per daemon, e.g.: "mda-lmtp" => Some(mda_lmtp(env)),
         "mda-lmtp" => Some(mda_lmtp(env)),
+        "pop3d" => Some(pop3d(env)),
         _ => None,
     }
 }
@@ -143,6 +144,20 @@ fn mda_lmtp(env: &DemoEnv) -> String {
         quote(&format!("mx.{DOMAIN}")),
         q(&env.socket("auth-userdb")),
         quote(&format!("{}/%d/%n/Maildir", env.mail_root().display()))
+    ));
+    s
+}
+
+fn pop3d(env: &DemoEnv) -> String {
+    let mut s = env.server_table();
+    s.push_str(&env.tls_table());
+    s.push_str(&listener("pop3", ports::POP3, "starttls"));
+    s.push_str(&listener("pop3s", ports::POP3S, "implicit"));
+    s.push_str(&format!(
+        "[auth]\nclient_socket = {}\nuserdb_socket = {}\n\n[mail]\nlocation = {}\n",
+        q(&env.socket("auth-client")),
+        q(&env.socket("auth-userdb")),
+        quote(&env.mail_location())
     ));
     s
 }
