@@ -133,7 +133,7 @@ fn ask_new() -> io::Result<Vec<u8>> {
 
 /// One line from stdin. On a terminal: prompt on stderr and no echo (doveadm's askpass);
 /// otherwise read silently, end of input giving an empty password.
-fn ask(prompt: &str) -> io::Result<Vec<u8>> {
+pub(crate) fn ask(prompt: &str) -> io::Result<Vec<u8>> {
     let stdin = io::stdin();
     let tty = stdin.is_terminal();
     let mut saved = None;
