@@ -453,9 +453,14 @@ impl Ctx<'_> {
         let mut reply = match f {
             Failure::Authz => FailReply::with_code(id, FailCode::AuthzFail, "Authorization failed"),
             // Never reveal whether the user exists: one text for every credential failure.
-            Failure::Credentials | Failure::Protocol(_) => {
-                FailReply::with_reason(id, "Authentication failed")
-            }
+            // No reason, like Dovecot (Postfix then says "authentication failure").
+            Failure::Credentials | Failure::Protocol(_) => FailReply {
+                id,
+                user: None,
+                code: None,
+                reason: None,
+                fields: Vec::new(),
+            },
         };
         reply.user = user;
         self.delayed_fail(reply, &ex);

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pochta_auth_proto::{
-    field_value, Field, RequestId, UserLookup, UserdbClientConfig, UserdbClientConn, UserdbEvent,
+    field_value, Field, ListRequest, RequestId, UserLookup, UserdbClientConfig, UserdbClientConn,
+    UserdbEvent,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -72,12 +73,48 @@ impl UserdbReply {
 }
 
 type Answer = Result<Option<UserdbReply>, AuthClientError>;
+type ListAnswer = Result<Vec<String>, AuthClientError>;
+
+enum Request {
+    User {
+        user: String,
+        service: String,
+        fields: Vec<Field>,
+    },
+    List {
+        mask: Option<String>,
+    },
+}
+
+enum Reply {
+    User(oneshot::Sender<Answer>),
+    /// The names received so far.
+    List(oneshot::Sender<ListAnswer>, Vec<String>),
+}
+
+impl Reply {
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::User(tx) => tx.is_closed(),
+            Reply::List(tx, _) => tx.is_closed(),
+        }
+    }
+
+    fn fail(self, e: AuthClientError) {
+        match self {
+            Reply::User(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Reply::List(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+}
 
 struct Job {
-    user: String,
-    service: String,
-    fields: Vec<Field>,
-    reply: oneshot::Sender<Answer>,
+    request: Request,
+    reply: Reply,
     /// Already sent once on a connection that then died.
     retried: bool,
 }
@@ -138,17 +175,40 @@ impl UserdbClient {
             fields.push(Field::new("rip", ip.to_string()));
         }
         let (tx, rx) = oneshot::channel();
-        let job = Job {
+        let request = Request::User {
             user: user.to_owned(),
             service: service.to_owned(),
             fields,
-            reply: tx,
+        };
+        self.submit(request, Reply::User(tx));
+        self.wait(rx).await?
+    }
+
+    /// Every user name matching `mask` (`*` and `?` wildcards; `None`: all), as
+    /// `doveadm user '*'` lists them. The server may refuse (`LookupFailed`), e.g. on a
+    /// restricted 0666 socket.
+    pub async fn list(&self, mask: Option<&str>) -> Result<Vec<String>, AuthClientError> {
+        let (tx, rx) = oneshot::channel();
+        let request = Request::List {
+            mask: mask.map(str::to_owned),
+        };
+        self.submit(request, Reply::List(tx, Vec::new()));
+        self.wait(rx).await?
+    }
+
+    fn submit(&self, request: Request, reply: Reply) {
+        let job = Job {
+            request,
+            reply,
             retried: false,
         };
         let (path, options) = (Arc::clone(&self.path), self.options);
         self.task.submit(job, move |rx| run(path, options, rx));
+    }
+
+    async fn wait<T>(&self, rx: oneshot::Receiver<T>) -> Result<T, AuthClientError> {
         match tokio::time::timeout(self.options.request_timeout, rx).await {
-            Ok(Ok(answer)) => answer,
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) => Err(AuthClientError::ConnectionLost(
                 "userdb client task ended".into(),
             )),
@@ -227,7 +287,7 @@ async fn send_jobs(
             }
             Err(e) => {
                 for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
+                    job.reply.fail(e.clone());
                 }
                 return;
             }
@@ -235,17 +295,34 @@ async fn send_jobs(
     }
     let Some(l) = live.as_mut() else { return };
     let mut sent = Vec::new();
-    for job in jobs {
+    for mut job in jobs {
         let id = l.proto.next_request_id();
-        let mut lookup = UserLookup::new(id, job.user.clone(), job.service.clone());
-        lookup.fields = job.fields.clone();
-        match l.proto.user(lookup) {
-            Ok(()) => sent.push((id, job)),
-            Err(e) => {
-                let _ = job
-                    .reply
-                    .send(Err(AuthClientError::Protocol(e.to_string())));
+        let queued = match &job.request {
+            Request::User {
+                user,
+                service,
+                fields,
+            } => {
+                let mut lookup = UserLookup::new(id, user.clone(), service.clone());
+                lookup.fields = fields.clone();
+                l.proto.user(lookup)
             }
+            Request::List { mask } => l.proto.list(ListRequest {
+                id,
+                user_mask: mask.clone(),
+                service: None,
+                fields: Vec::new(),
+            }),
+        };
+        match queued {
+            Ok(()) => {
+                // A retried LIST starts over.
+                if let Reply::List(_, names) = &mut job.reply {
+                    names.clear();
+                }
+                sent.push((id, job));
+            }
+            Err(e) => job.reply.fail(AuthClientError::Protocol(e.to_string())),
         }
     }
     let out = l.proto.take_output();
@@ -269,7 +346,7 @@ async fn retry_or_fail(
     let mut again = Vec::new();
     for (_, mut job) in lost {
         if job.retried || job.reply.is_closed() {
-            let _ = job.reply.send(Err(error.clone()));
+            job.reply.fail(error.clone());
         } else {
             job.retried = true;
             again.push(job);
@@ -292,14 +369,39 @@ fn drain_events(l: &mut Live) -> Result<(), AuthClientError> {
             UserdbEvent::User { id, user, fields } => (id, Ok(Some(UserdbReply { user, fields }))),
             UserdbEvent::NotFound(id) => (id, Ok(None)),
             UserdbEvent::Failed { id, reason } => (id, Err(AuthClientError::LookupFailed(reason))),
-            // Only USER requests are sent.
-            UserdbEvent::Ready { .. }
-            | UserdbEvent::Pass { .. }
-            | UserdbEvent::ListUser { .. }
-            | UserdbEvent::ListDone { .. } => continue,
+            UserdbEvent::ListUser { id, user } => {
+                if let Some(Job {
+                    reply: Reply::List(_, names),
+                    ..
+                }) = l.pending.get_mut(&id)
+                {
+                    names.push(user);
+                }
+                continue;
+            }
+            UserdbEvent::ListDone { id, failed } => {
+                if let Some(job) = l.pending.remove(&id) {
+                    match job.reply {
+                        Reply::List(tx, names) if !failed => {
+                            let _ = tx.send(Ok(names));
+                        }
+                        other => other.fail(AuthClientError::LookupFailed(None)),
+                    }
+                }
+                continue;
+            }
+            // PASS is never sent.
+            UserdbEvent::Ready { .. } | UserdbEvent::Pass { .. } => continue,
         };
         if let Some(job) = l.pending.remove(&id) {
-            let _ = job.reply.send(answer);
+            match (job.reply, answer) {
+                (Reply::User(tx), answer) => {
+                    let _ = tx.send(answer);
+                }
+                // A LIST answered with FAIL/NOTFOUND (not sent by Dovecot, but possible).
+                (other, Err(e)) => other.fail(e),
+                (other, Ok(_)) => other.fail(AuthClientError::LookupFailed(None)),
+            }
         }
     }
     Ok(())

@@ -125,6 +125,7 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
     match daemon {
         // One arm per daemon, e.g.: "mda-lmtp" => Some(mda_lmtp(env)),
         "mda-lmtp" => Some(mda_lmtp(env)),
+        "authd" => Some(authd(env)),
         "pop3d" => Some(pop3d(env)),
         _ => None,
     }
@@ -158,6 +159,44 @@ fn pop3d(env: &DemoEnv) -> String {
         q(&env.socket("auth-client")),
         q(&env.socket("auth-userdb")),
         quote(&env.mail_location())
+    ));
+    s
+}
+
+/// pochta-authd: SASL on DIR/run/auth-client, user lookups on DIR/run/auth-userdb, users from
+/// DIR/etc/users. Both sockets belong to the daemons' user, mode 0660, so every demo daemon
+/// reaches them and the 0666 restriction does not apply. The users have no uid/gid/home of their
+/// own: the daemons' user owns the Maildirs in DIR/mail/%d/%n/Maildir.
+fn authd(env: &DemoEnv) -> String {
+    let mut s = env.server_table();
+    for service in ["auth-client", "auth-userdb"] {
+        let table = listener(service, &env.socket(service).to_string_lossy(), "none");
+        s.push_str(table.trim_end());
+        s.push_str("\nmode = \"0660\"\n");
+        if let Some(u) = &env.run_as {
+            s.push_str(&format!("owner = {}\n", quote(u)));
+        }
+        s.push('\n');
+    }
+    let owner = match &env.run_as {
+        Some(name) => nix::unistd::User::from_name(name).ok().flatten(),
+        None => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten(),
+    };
+    let (uid, gid) = match owner {
+        Some(u) => (u.uid.as_raw(), u.gid.as_raw()),
+        None => (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ),
+    };
+    s.push_str(&format!(
+        "[passdb]\npath = {}\n\n\
+         [userdb]\nuid = \"{uid}\"\ngid = \"{gid}\"\nhome = {}\nmail = \"maildir:~/Maildir\"\n\n\
+         [auth]\nmechanisms = [\"PLAIN\", \"LOGIN\"]\n",
+        q(&env.users_file()),
+        quote(&format!("{}/%d/%n", env.mail_root().display())),
     ));
     s
 }

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod demo;
 mod demo_configs;
 mod pw;
@@ -35,11 +36,25 @@ enum Cmd {
     },
     /// Generate or verify a password hash, like `doveadm pw`.
     Pw(pw::PwArgs),
+    /// Authentication commands, like `doveadm auth`.
+    #[command(subcommand)]
+    Auth(AuthCmd),
+    /// Look a user up on an auth-userdb socket, like `doveadm user`.
+    User(auth::UserArgs),
+}
+
+/// `pochta auth …`.
+#[derive(Subcommand)]
+enum AuthCmd {
+    /// Authenticate a user with PLAIN on an auth-client socket, like `doveadm auth test`.
+    Test(auth::AuthTestArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Cmd::Demo { dir, password } => demo::run(demo::DemoArgs { dir, password }),
         Cmd::Pw(args) => pw::run(args),
+        Cmd::Auth(AuthCmd::Test(args)) => auth::test(args),
+        Cmd::User(args) => auth::user(args),
     }
 }
