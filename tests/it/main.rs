@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod harness;
 mod lmtp;
+mod maildir_dovecot;
 mod password;
 mod runtime;
 mod units;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::mailbox::Mailbox;
-use crate::names::{MailboxName, SEPARATOR};
+use crate::names::{mutf7_decode, mutf7_encode, MailboxName, SEPARATOR};
 use crate::subscriptions;
 use crate::Maildir;
 
@@ -157,25 +157,46 @@ impl Maildir {
             let (a, b) = (self.dir_of(&child), self.dir_of(&new));
             fs::rename(&a, &b).map_err(|e| Error::io("rename", &a, e))?;
         }
-        subscriptions::rename(self.root(), from.as_str(), to.as_str())?;
+        let (old, new) = (
+            self.storage_name(from.as_str()),
+            self.storage_name(to.as_str()),
+        );
+        subscriptions::rename(self.root(), &old, &new)?;
         Ok(())
     }
 
-    /// Subscribed mailbox names, in file order.
+    /// Subscribed mailbox names (UTF-8), in file order. The file holds storage names, as
+    /// Dovecot writes them: modified UTF-7 unless the Maildir uses UTF-8 names; a name that does
+    /// not decode is returned as it is.
     pub fn subscriptions(&self) -> Result<Vec<String>> {
-        Ok(subscriptions::read(self.root())?.names)
+        let names = subscriptions::read(self.root())?.names;
+        if self.utf8_names() {
+            return Ok(names);
+        }
+        Ok(names
+            .into_iter()
+            .map(|n| mutf7_decode(&n).unwrap_or(n))
+            .collect())
+    }
+
+    fn storage_name(&self, name: &str) -> String {
+        if self.utf8_names() {
+            name.to_string()
+        } else {
+            mutf7_encode(name)
+        }
     }
 
     /// Subscribes to a mailbox name (it need not exist, as IMAP allows). True if it changed.
     pub fn subscribe(&self, name: &str) -> Result<bool> {
         let name = MailboxName::new(name)?;
         self.create_if_missing()?;
-        subscriptions::set(self.root(), name.as_str(), true)
+        subscriptions::set(self.root(), &self.storage_name(name.as_str()), true)
     }
 
     /// Removes a subscription. True if it changed.
     pub fn unsubscribe(&self, name: &str) -> Result<bool> {
-        subscriptions::set(self.root(), name, false)
+        subscriptions::set(self.root(), &self.storage_name(name), false)
     }
 }
 

@@ -86,6 +86,7 @@ impl Subscriptions {
                     l.to_string()
                 }
             })
+            .filter(|n| !n.is_empty())
             .collect();
         Subscriptions { version, names }
     }

@@ -323,7 +323,7 @@ pub fn parse_record(
         }
         _ => {}
     }
-    if rest.is_empty() {
+    if rest.is_empty() || rest.starts_with(':') {
         return Err(perr(lineno, "Invalid extended fields / missing file name"));
     }
     if rest.contains('/') {
@@ -553,6 +553,7 @@ mod tests {
             b"3 V1 N1\n5 :\n",
             b"3 V1 N1\n5:a\n",
             b"3 V1 N1\n5 :a/b\n",
+            b"3 V1 N1\n5 ::2,S\n",
             b"3 V1 N1\n4294967295 :a\n",
         ] {
             assert!(

@@ -1,0 +1,164 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+//! Crash safety: a child process delivers in a loop from several threads and is killed with
+//! SIGKILL mid-delivery. Afterwards no partial file may be in new/ or cur/, the uidlist must parse,
+//! every delivery the child saw acknowledged must be there under its UID, and the Maildir must be
+//! usable (the dead child's lock is taken over, a sync and a delivery succeed).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pochta_mailstore::{
+    filename::Filename, DeliverOptions, Flags, Maildir, SyncOptions, SystemFlag,
+};
+
+const CHILD_ENV: &str = "POCHTA_MAILSTORE_CRASH_CHILD";
+const BODY_LEN: usize = 48 * 1024;
+
+fn message(id: &str) -> Vec<u8> {
+    let mut m = format!("Message-ID: <{id}@crash.test>\nSubject: crash {id}\n\n").into_bytes();
+    m.extend(std::iter::repeat_n(b'x', BODY_LEN));
+    m.extend_from_slice(b"\nEND\n");
+    m
+}
+
+/// The child: run only when the parent starts this test binary with CHILD_ENV set.
+#[test]
+#[ignore]
+fn crash_child() {
+    let Ok(root) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let m = Maildir::open(PathBuf::from(&root));
+            std::thread::spawn(move || {
+                for i in 0u64.. {
+                    let opts = DeliverOptions {
+                        flags: if i % 3 == 0 {
+                            Flags::empty().with(SystemFlag::Seen)
+                        } else {
+                            Flags::empty()
+                        },
+                        ..Default::default()
+                    };
+                    let d = m
+                        .deliver(None, &message(&format!("{t}-{i}")), &opts)
+                        .unwrap();
+                    println!("ok {} {}", d.uid, d.file_name);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+fn check_files(root: &Path) -> HashMap<String, (String, String)> {
+    let mut found = HashMap::new();
+    for sub in ["new", "cur"] {
+        for entry in fs::read_dir(root.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let f = Filename::parse(&name).unwrap();
+            let data = fs::read(entry.path()).unwrap();
+            assert_eq!(
+                Some(data.len() as u64),
+                f.size(),
+                "partial file {sub}/{name}"
+            );
+            assert!(data.ends_with(b"\nEND\n"), "partial file {sub}/{name}");
+            found.insert(f.base().to_string(), (sub.to_string(), name));
+        }
+    }
+    found
+}
+
+#[test]
+fn sigkill_mid_delivery_leaves_no_partial_file() {
+    let base = std::env::temp_dir().join(format!("pochta-crash-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let root = base.join("Maildir");
+    let exe = std::env::current_exe().unwrap();
+    let mut acked: Vec<(u32, String)> = Vec::new();
+    for round in 0..3 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, &root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let want = 40 + round * 25;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut n = 0;
+        while n < want {
+            assert!(Instant::now() < deadline, "child too slow");
+            let line = lines.next().expect("child exited").unwrap();
+            if let Some(rest) = line.strip_prefix("ok ") {
+                let (uid, name) = rest.split_once(' ').unwrap();
+                acked.push((uid.parse().unwrap(), name.to_string()));
+                n += 1;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // lines the child printed before it died are acknowledged deliveries too
+        for line in lines.map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("ok ") {
+                if let Some((uid, name)) = rest.split_once(' ') {
+                    acked.push((uid.parse().unwrap(), name.to_string()));
+                }
+            }
+        }
+
+        let found = check_files(&root);
+        let list = pochta_mailstore::uidlist::read(&root)
+            .expect("uidlist parses")
+            .expect("uidlist exists");
+        for (uid, name) in &acked {
+            let f = Filename::parse(name).unwrap();
+            assert!(found.contains_key(f.base()), "acknowledged {name} lost");
+            assert_eq!(
+                list.get(*uid).map(|r| r.base()),
+                Some(f.base()),
+                "uid {uid}"
+            );
+        }
+        // usable afterwards: the dead child's lock is overridden, new mail gets new UIDs
+        let m = Maildir::open(&root);
+        let st = m.inbox().unwrap().sync(SyncOptions::default()).unwrap();
+        assert!(st.messages.len() >= acked.len());
+        let d = m
+            .deliver(
+                None,
+                &message(&format!("after-{round}")),
+                &Default::default(),
+            )
+            .unwrap();
+        assert!(d.uid >= st.next_uid);
+        acked.push((d.uid, d.file_name));
+        let st2 = m.inbox().unwrap().sync(SyncOptions::default()).unwrap();
+        for old in &st.messages {
+            let now = st2
+                .messages
+                .iter()
+                .find(|x| x.base() == old.base())
+                .unwrap();
+            assert_eq!(now.uid, old.uid, "UID of {} changed", old.base());
+        }
+    }
+    let _ = fs::remove_dir_all(&base);
+}
