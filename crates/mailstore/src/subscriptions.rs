@@ -6,8 +6,9 @@
 //! * Version 2: starts with the bytes `V\t2\n\n`; each line holds the levels of one name separated
 //!   by TAB, each level tab-escaped (`\x01` → `\x011`, TAB → `\x01t`, CR → `\x01r`, LF → `\x01n`).
 //!
-//! A rewrite keeps the version of the existing file (new files are version 1, as Dovecot 2.3
-//! writes them), goes through `subscriptions.lock` + fsync + rename, and keeps unknown lines.
+//! A rewrite keeps the version of the existing file (a new file is version 2, as Dovecot 2.3.19
+//! and later write it), goes through `subscriptions.lock` + fsync + rename. Names are storage
+//! names (modified UTF-7 unless the Maildir uses UTF-8 names); [`crate::Maildir`] converts.
 
 use std::fs;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -128,7 +129,7 @@ pub fn read(root: &Path) -> Result<Subscriptions> {
     match fs::read(&path) {
         Ok(data) => Ok(Subscriptions::parse(&data)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Subscriptions {
-            version: 1,
+            version: 2,
             names: Vec::new(),
         }),
         Err(e) => Err(Error::io("read", &path, e)),
@@ -203,6 +204,9 @@ mod tests {
             v2.serialize(),
             "V\t2\n\nArchive\t2024\nTab\x01tbed\nINBOX\n"
         );
+        // as Dovecot 2.3.19 wrote it here (IMAP CREATE/SUBSCRIBE "Entw&APw-rfe.Sub", "INBOX")
+        let dc = Subscriptions::parse(b"V\t2\n\nEntw&APw-rfe\tSub\nINBOX\n");
+        assert_eq!(dc.names, ["Entw&APw-rfe.Sub", "INBOX"]);
         // Courier: INBOX.-prefixed names, CRLF tolerated
         let c = Subscriptions::parse(b"INBOX.Sent\r\nINBOX.Drafts\r\n");
         assert_eq!(c.names, ["INBOX.Sent", "INBOX.Drafts"]);
@@ -215,7 +219,11 @@ mod tests {
         assert!(!set(dir.path(), "Sent", true).unwrap());
         assert!(set(dir.path(), "inbox", true).unwrap());
         let p = dir.path().join(SUBSCRIPTIONS_NAME);
-        assert_eq!(fs::read_to_string(&p).unwrap(), "Sent\nINBOX\n");
+        assert_eq!(fs::read_to_string(&p).unwrap(), "V\t2\n\nSent\nINBOX\n");
+        // a version 1 file stays version 1
+        fs::write(&p, "Sent\n").unwrap();
+        assert!(set(dir.path(), "A.B", true).unwrap());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "Sent\nA.B\n");
         fs::write(&p, "V\t2\n\nA\tB\n").unwrap();
         assert!(set(dir.path(), "C.D", true).unwrap());
         assert_eq!(fs::read_to_string(&p).unwrap(), "V\t2\n\nA\tB\nC\tD\n");

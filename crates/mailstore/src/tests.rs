@@ -391,3 +391,81 @@ fn tmp_sweep_and_old_uidlists() {
         [1, 2, 3]
     );
 }
+
+/// Control files and names exactly as Dovecot 2.3.19 left them on this machine after IMAP
+/// STORE/EXPUNGE/CREATE/SUBSCRIBE on a Maildir we had delivered to (plus a Postfix local(8) file
+/// Dovecot gave UID 6): Dovecot appends without updating `N`, keeps the record of an expunged
+/// file (UID 2), and maps keyword letters through `dovecot-keywords`.
+#[test]
+fn reads_what_dovecot_wrote() {
+    let dir = TempDir::new();
+    let m = md(&dir);
+    m.create_if_missing().unwrap();
+    let root = m.root();
+    fs::write(
+        root.join("dovecot-uidlist"),
+        "3 V1795421232 N2 Gb1b7d155d46b98c8408e72118c626979\n\
+         1 :1795421232.M67568P26319Q1.vm,S=87,W=94\n\
+         2 :1795421232.M76142P26319Q2.vm,S=92,W=100\n\
+         3 :1795421232.M77420P26319Q3.vm,S=97,W=106\n\
+         4 :1795421232.M90865P26319Q4.vm,S=102,W=112\n\
+         5 :1795421232.M101871P26319Q5.vm,S=94,W=100\n\
+         6 :1700000000.V801I1a2bM123456.mx.example.org\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("dovecot-keywords"),
+        "0 $Junk\n1 $Forwarded\n2 Work\n",
+    )
+    .unwrap();
+    for name in [
+        "1700000000.V801I1a2bM123456.mx.example.org:2,",
+        "1795421232.M101871P26319Q5.vm,S=94,W=100:2,Sa",
+        "1795421232.M67568P26319Q1.vm,S=87,W=94:2,Sbc",
+        "1795421232.M77420P26319Q3.vm,S=97,W=106:2,",
+        "1795421232.M90865P26319Q4.vm,S=102,W=112:2,",
+    ] {
+        fs::write(root.join("cur").join(name), b"x\n").unwrap();
+    }
+    let before = fs::read(root.join("dovecot-uidlist")).unwrap();
+    let st = m
+        .inbox()
+        .unwrap()
+        .sync(SyncOptions {
+            move_new_to_cur: true,
+        })
+        .unwrap();
+    // nothing to assign: no lock taken, nothing rewritten
+    assert_eq!(fs::read(root.join("dovecot-uidlist")).unwrap(), before);
+    assert_eq!((st.uid_validity, st.next_uid), (1795421232, 7));
+    let got: Vec<(u32, Vec<String>, bool)> = st
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.uid,
+                m.keywords.clone(),
+                m.flags.contains(SystemFlag::Seen),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, vec!["$Forwarded".to_string(), "Work".to_string()], true),
+            (3, vec![], false),
+            (4, vec![], false),
+            (5, vec!["$Junk".to_string()], true),
+            (6, vec![], false),
+        ]
+    );
+    assert_eq!(st.messages[0].vsize, 94);
+    // the Postfix file has no sizes in its name: counted from the file
+    assert_eq!((st.messages[4].size, st.messages[4].vsize), (2, 3));
+    assert_eq!(
+        m.deliver(None, b"y\n", &DeliverOptions::default())
+            .unwrap()
+            .uid,
+        7
+    );
+}
