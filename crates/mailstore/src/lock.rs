@@ -20,7 +20,7 @@ use crate::filename::raw_hostname;
 /// Don't check the pid of a lock younger than this (it most likely lives).
 const STALE_PID_CHECK_SECS: i64 = 2;
 /// Longest pause between two attempts.
-const MAX_WAIT: Duration = Duration::from_secs(3);
+const MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// How long to wait and when to override.
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +147,9 @@ impl DotLock {
         let mut lock_info = ChangeInfo::default();
         let mut file_info = ChangeInfo::default();
         let mut last_change: i64 = 0;
-        let mut wait = Duration::from_millis(100 + jitter_ms());
+        // Short first waits: uidlist locks are held for a few fsyncs (milliseconds), and a
+        // delivery waiting 100 ms (Dovecot's fixed random wait) would cap throughput.
+        let mut wait = Duration::from_millis(2 + jitter_ms() % 8);
         let stale = settings.stale_timeout.as_secs() as i64;
         loop {
             match OpenOptions::new()

@@ -16,6 +16,7 @@ use pochta_mailstore::{
 };
 
 const CHILD_ENV: &str = "POCHTA_MAILSTORE_CRASH_CHILD";
+const COUNT_ENV: &str = "POCHTA_MAILSTORE_CHILD_COUNT";
 const BODY_LEN: usize = 48 * 1024;
 
 fn message(id: &str) -> Vec<u8> {
@@ -32,11 +33,17 @@ fn crash_child() {
     let Ok(root) = std::env::var(CHILD_ENV) else {
         return;
     };
+    // with a count: deliver that many per thread and exit (concurrency test); without: forever
+    let count: u64 = std::env::var(COUNT_ENV)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(u64::MAX);
+    let tag = std::process::id();
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let m = Maildir::open(PathBuf::from(&root));
             std::thread::spawn(move || {
-                for i in 0u64.. {
+                for i in 0..count {
                     let opts = DeliverOptions {
                         flags: if i % 3 == 0 {
                             Flags::empty().with(SystemFlag::Seen)
@@ -45,10 +52,10 @@ fn crash_child() {
                         },
                         ..Default::default()
                     };
-                    let d = m
-                        .deliver(None, &message(&format!("{t}-{i}")), &opts)
-                        .unwrap();
-                    println!("ok {} {}", d.uid, d.file_name);
+                    let id = format!("{tag}-{t}-{i}");
+                    let d = m.deliver(None, &message(&id), &opts).unwrap();
+                    // libtest may have printed "test crash_child ... " on the same line: find the tag
+                    println!("DELIVERED {} {}", d.uid, d.file_name);
                 }
             })
         })
@@ -107,7 +114,7 @@ fn sigkill_mid_delivery_leaves_no_partial_file() {
         while n < want {
             assert!(Instant::now() < deadline, "child too slow");
             let line = lines.next().expect("child exited").unwrap();
-            if let Some(rest) = line.strip_prefix("ok ") {
+            if let Some(rest) = line.split_once("DELIVERED ").map(|x| x.1) {
                 let (uid, name) = rest.split_once(' ').unwrap();
                 acked.push((uid.parse().unwrap(), name.to_string()));
                 n += 1;
@@ -117,7 +124,7 @@ fn sigkill_mid_delivery_leaves_no_partial_file() {
         child.wait().unwrap();
         // lines the child printed before it died are acknowledged deliveries too
         for line in lines.map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("ok ") {
+            if let Some(rest) = line.split_once("DELIVERED ").map(|x| x.1) {
                 if let Some((uid, name)) = rest.split_once(' ') {
                     acked.push((uid.parse().unwrap(), name.to_string()));
                 }
@@ -159,6 +166,86 @@ fn sigkill_mid_delivery_leaves_no_partial_file() {
                 .unwrap();
             assert_eq!(now.uid, old.uid, "UID of {} changed", old.base());
         }
+    }
+    let _ = fs::remove_dir_all(&base);
+}
+
+/// Three processes with four threads each deliver into one Maildir while this process syncs and
+/// changes flags: every delivery gets its own UID, the uidlist matches the files, nothing is lost.
+#[test]
+fn concurrent_processes_get_distinct_uids() {
+    let base = std::env::temp_dir().join(format!("pochta-conc-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&base);
+    let root = base.join("Maildir");
+    let exe = std::env::current_exe().unwrap();
+    let per_thread = 30;
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "crash_child",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, &root)
+                .env(COUNT_ENV, per_thread.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // meanwhile: sync (moving new to cur) and flag changes, as an IMAP session would
+    let m = Maildir::open(&root);
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut syncs = 0;
+    while syncs < 20 && Instant::now() < end {
+        if let Ok(mb) = m.inbox() {
+            let st = mb
+                .sync(SyncOptions {
+                    move_new_to_cur: true,
+                })
+                .unwrap();
+            if let Some(last) = st.messages.last() {
+                let flagged = Flags::empty().with(SystemFlag::Flagged);
+                match mb.store_flags(last, pochta_mailstore::FlagOp::Add, flagged, &[]) {
+                    Ok(_) | Err(pochta_mailstore::Error::MessageNotFound { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        syncs += 1;
+    }
+    let mut acked: Vec<(u32, String)> = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            if let Some(rest) = line.split_once("DELIVERED ").map(|x| x.1) {
+                let (uid, name) = rest.split_once(' ').unwrap();
+                acked.push((uid.parse().unwrap(), name.to_string()));
+            }
+        }
+    }
+    assert_eq!(acked.len(), 3 * 4 * per_thread);
+    let mut uids: Vec<u32> = acked.iter().map(|a| a.0).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), acked.len(), "duplicate UIDs");
+    let found = check_files(&root);
+    let st = m.inbox().unwrap().sync(SyncOptions::default()).unwrap();
+    assert_eq!(st.messages.len(), acked.len());
+    for (uid, name) in &acked {
+        let base = Filename::parse(name).unwrap().base().to_string();
+        assert!(found.contains_key(&base), "{name} lost");
+        let msg = st
+            .messages
+            .iter()
+            .find(|x| x.uid == *uid)
+            .expect("uid listed");
+        assert_eq!(msg.base(), base);
     }
     let _ = fs::remove_dir_all(&base);
 }
