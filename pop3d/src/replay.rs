@@ -102,7 +102,7 @@ impl Replay {
             .enumerate()
             .map(|(i, m)| MaildropEntry {
                 size: wire_size(m),
-                uidl: format!("{:08X}{:08X}", i + 1, 1_700_000_000u32),
+                uidl: format!("{:08x}{:08x}", i + 1, 1_700_000_000u32),
             })
             .collect()
     }

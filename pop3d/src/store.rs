@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub struct Maildrop {
     mailbox: Mailbox,
     messages: Arc<Vec<Message>>,
+    uid_validity: u32,
 }
 
 fn store_error(e: &Error) -> StoreError {
@@ -37,6 +38,7 @@ impl Maildrop {
         Ok(Maildrop {
             mailbox,
             messages: Arc::new(state.messages),
+            uid_validity: state.uid_validity,
         })
     }
 
@@ -46,9 +48,22 @@ impl Maildrop {
             .iter()
             .map(|m| MaildropEntry {
                 size: m.vsize,
-                uidl: m.pop3_uidl.clone(),
+                uidl: self.uidl(m),
             })
             .collect()
+    }
+
+    /// The UIDL Dovecot gives: the uidlist's `P` field if any, else its default
+    /// `pop3_uidl_format = %08Xu%08Xv`, which Dovecot's var_expand renders in *lowercase* hex
+    /// (seen against Dovecot 2.3.19 pop3 in tests/it/pop3.rs). pochta-mailstore's default is
+    /// upper case; until it is fixed there, the default is recognised and rewritten here.
+    fn uidl(&self, m: &Message) -> String {
+        let upper = format!("{:08X}{:08X}", m.uid, self.uid_validity);
+        if m.pop3_uidl == upper {
+            format!("{:08x}{:08x}", m.uid, self.uid_validity)
+        } else {
+            m.pop3_uidl.clone()
+        }
     }
 
     pub fn len(&self) -> usize {

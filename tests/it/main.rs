@@ -12,5 +12,6 @@ mod harness;
 mod lmtp;
 mod maildir_dovecot;
 mod password;
+mod pop3;
 mod runtime;
 mod units;
