@@ -469,3 +469,25 @@ fn reads_what_dovecot_wrote() {
         7
     );
 }
+
+/// Not a benchmark in the test run: times the first sync (UIDs for every file) and a clean sync
+/// of a mailbox of 20,000 files. `cargo test -p pochta-mailstore -- --ignored --nocapture sync_big`
+#[test]
+#[ignore]
+fn sync_big_mailbox() {
+    let dir = TempDir::new();
+    let m = md(&dir);
+    m.create_if_missing().unwrap();
+    let n = 20_000;
+    for i in 0..n {
+        let name = format!("{}.M{i}P1Q{i}.bench,S=2,W=3:2,S", 1_700_000_000 + i);
+        fs::write(m.root().join("cur").join(name), b"x\n").unwrap();
+    }
+    let mb = m.inbox().unwrap();
+    for what in ["first sync", "clean sync", "clean sync"] {
+        let t = std::time::Instant::now();
+        let st = mb.sync(SyncOptions::default()).unwrap();
+        assert_eq!(st.messages.len(), n);
+        println!("{what} of {n} messages: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    }
+}
