@@ -22,6 +22,10 @@
 //!   as CRLF) of the bytes on disk, whatever their line endings.
 //! * Caches are never authoritative: every call reads the files again.
 //!
+//! Formats implemented: Maildir (cr.yp.to/proto/maildir.html) and Maildir++ (folders, quota),
+//! Dovecot's control files as its source writes them (compat.md §3), modified UTF-7 mailbox names
+//! (RFC 3501 §5.1.3), POP3 UIDLs as Dovecot derives them (RFC 1939 UIDL).
+//!
 //! Dependencies: `nix` for the few system calls std lacks (kill(pid, 0) for stale dot-locks,
 //! utimensat, gethostname).
 

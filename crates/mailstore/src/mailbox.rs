@@ -68,7 +68,8 @@ pub struct Message {
     pub keywords: Vec<String>,
     /// INTERNALDATE: the file's mtime.
     pub internal_date: SystemTime,
-    /// POP3 UIDL (`P` field of the uidlist, else Dovecot's default `%08Xu%08Xv`).
+    /// POP3 UIDL (`P` field of the uidlist, else Dovecot's default `%08Xu%08Xv`, which Dovecot
+    /// renders in lowercase hex).
     pub pop3_uidl: String,
     /// The file was in `new/` when this sync started (IMAP \Recent).
     pub recent: bool,
@@ -485,6 +486,7 @@ impl Mailbox {
         let mut removed = Vec::new();
         let mut bases = HashSet::new();
         let (mut bytes, mut count) = (0i64, 0i64);
+        let mut touched = HashSet::new();
         for msg in msgs {
             let mut hint = Some((msg.subdir, msg.file_name.as_str()));
             for _ in 0..5 {
@@ -496,6 +498,7 @@ impl Mailbox {
                 let path = self.dir.join(sub.as_str()).join(&name);
                 match fs::remove_file(&path) {
                     Ok(()) => {
+                        touched.insert(sub);
                         removed.push(msg.uid);
                         bases.insert(msg.base().to_string());
                         bytes += msg.size as i64;
@@ -508,6 +511,13 @@ impl Mailbox {
             }
         }
         if count > 0 {
+            // the unlinks are durable before the caller reports success (POP3 QUIT, EXPUNGE)
+            for sub in touched {
+                let path = self.dir.join(sub.as_str());
+                File::open(&path)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io("fsync", &path, e))?;
+            }
             quota::append_delta(&self.root, -bytes, -count)?;
             let _lock =
                 DotLock::acquire(&self.dir.join(uidlist::UIDLIST_NAME), LockSettings::UIDLIST)?;

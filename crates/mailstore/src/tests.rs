@@ -250,7 +250,7 @@ fn sync_assigns_uids_keeps_known_and_reads_foreign_names() {
     assert_eq!((postfix.size, postfix.vsize, postfix.recent), (4, 6, true));
     assert_eq!(
         postfix.pop3_uidl,
-        format!("{:08X}{:08X}", 4, st.uid_validity)
+        format!("{:08x}{:08x}", 4, st.uid_validity)
     );
     // the computed vsize went into the uidlist as W, Dovecot's way
     let list = mb.uidlist().unwrap().unwrap();
@@ -488,6 +488,9 @@ fn sync_big_mailbox() {
         let t = std::time::Instant::now();
         let st = mb.sync(SyncOptions::default()).unwrap();
         assert_eq!(st.messages.len(), n);
-        println!("{what} of {n} messages: {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+        println!(
+            "{what} of {n} messages: {:.0} ms",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
     }
 }

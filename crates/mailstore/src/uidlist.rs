@@ -61,7 +61,8 @@ impl UidRecord {
     pub fn pop3_uidl(&self, uid_validity: u32) -> String {
         match self.ext('P') {
             Some(p) => p.to_string(),
-            None => format!("{:08X}{:08X}", self.uid, uid_validity),
+            // Dovecot's var_expand prints %X in lowercase (seen against Dovecot 2.3.19 pop3)
+            None => format!("{:08x}{:08x}", self.uid, uid_validity),
         }
     }
 }
@@ -587,7 +588,7 @@ mod tests {
             ext: vec![],
             filename: "x".into(),
         };
-        assert_eq!(r.pop3_uidl(0x5f000001), "0000002A5F000001");
+        assert_eq!(r.pop3_uidl(0x5f000001), "0000002a5f000001");
     }
 
     fn arb_record() -> impl Strategy<Value = (Vec<(char, String)>, String)> {
