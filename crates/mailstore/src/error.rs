@@ -27,6 +27,8 @@ pub enum Error {
     },
     /// All 26 keyword letters of the mailbox are taken.
     KeywordsFull,
+    /// A keyword that is not an IMAP atom (empty, space, control or special characters).
+    InvalidKeyword { name: String },
     /// The message file is gone (expunged, or renamed by another process: resync and retry).
     MessageNotFound { path: PathBuf },
     /// The mailbox does not exist.
@@ -67,6 +69,7 @@ impl Error {
             self,
             Error::InvalidMailboxName { .. }
                 | Error::KeywordsFull
+                | Error::InvalidKeyword { .. }
                 | Error::MailboxExists { .. }
                 | Error::OverQuota { .. }
                 | Error::NotAllowed { .. }
@@ -93,6 +96,7 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::KeywordsFull => Error::KeywordsFull,
+            Error::InvalidKeyword { name } => Error::InvalidKeyword { name: name.clone() },
             Error::MessageNotFound { path } => Error::MessageNotFound { path: path.clone() },
             Error::MailboxNotFound { path } => Error::MailboxNotFound { path: path.clone() },
             Error::MailboxExists { path } => Error::MailboxExists { path: path.clone() },
@@ -124,6 +128,7 @@ impl fmt::Display for Error {
                 write!(f, "broken file {} line {line}: {reason}", path.display())
             }
             Error::KeywordsFull => write!(f, "all 26 Maildir keyword slots are in use"),
+            Error::InvalidKeyword { name } => write!(f, "invalid keyword {name:?}"),
             Error::MessageNotFound { path } => {
                 write!(f, "message file {} not found", path.display())
             }

@@ -95,6 +95,11 @@ impl Keywords {
     /// The slot of `name`, assigning the first free one if needed. `Ok(true)` in the second element
     /// if the table changed.
     pub fn get_or_assign(&mut self, name: &str) -> Result<(u8, bool)> {
+        if !is_valid_keyword(name) {
+            return Err(Error::InvalidKeyword {
+                name: name.to_string(),
+            });
+        }
         if let Some(i) = self.index_of(name) {
             return Ok((i, false));
         }
@@ -108,6 +113,16 @@ impl Keywords {
         self.names[i] = Some(name.to_string());
         Ok((i as u8, true))
     }
+}
+
+/// True for an IMAP flag keyword (RFC 3501 `atom`: no space, control, `(){%*"\]`, not a
+/// `\` system flag) of at most 255 bytes: only such names go into `dovecot-keywords`.
+pub fn is_valid_keyword(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| {
+            !c.is_control() && !matches!(c, ' ' | '(' | ')' | '{' | '%' | '*' | '"' | '\\' | ']')
+        })
 }
 
 /// Reads `<dir>/dovecot-keywords` (empty table if missing).
@@ -198,6 +213,13 @@ mod tests {
             assert_eq!(kw.get_or_assign(&format!("k{i}")).unwrap(), (i as u8, true));
         }
         assert!(matches!(kw.get_or_assign("more"), Err(Error::KeywordsFull)));
+        for bad in ["", "a b", "x\ny", "\\Seen", "a]", "(x"] {
+            assert!(
+                matches!(kw.get_or_assign(bad), Err(Error::InvalidKeyword { .. })),
+                "{bad}"
+            );
+        }
+        assert!(is_valid_keyword("$Junk") && is_valid_keyword("Ärger"));
     }
 
     #[test]

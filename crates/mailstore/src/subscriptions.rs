@@ -138,6 +138,12 @@ pub fn read(root: &Path) -> Result<Subscriptions> {
 
 /// Subscribes (`on`) or unsubscribes `name`. Returns true if the file changed.
 pub fn set(root: &Path, name: &str, on: bool) -> Result<bool> {
+    if name.is_empty() || name.chars().any(|c| c.is_control()) {
+        return Err(Error::InvalidMailboxName {
+            name: name.to_string(),
+            reason: "empty or control character",
+        });
+    }
     let name = normalise(name);
     let path = root.join(SUBSCRIPTIONS_NAME);
     let mut lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS)?;
