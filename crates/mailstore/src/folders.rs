@@ -121,14 +121,18 @@ impl Maildir {
     }
 
     /// Renames a folder and its children (`A` → `B` moves `.A` and `.A.*`), and their
-    /// subscriptions. Renaming INBOX is not supported here.
+    /// subscriptions. Renaming INBOX moves its messages into a new folder `to` and leaves INBOX
+    /// empty (RFC 3501 §6.3.5); they get new UIDs there.
     pub fn rename_mailbox(&self, from: &str, to: &str) -> Result<()> {
         let from = MailboxName::new(from)?;
         let to = MailboxName::new(to)?;
-        if from.is_inbox() || to.is_inbox() {
+        if to.is_inbox() {
             return Err(Error::NotAllowed {
-                reason: "renaming INBOX is not supported",
+                reason: "cannot rename a mailbox to INBOX",
             });
+        }
+        if from.is_inbox() {
+            return self.rename_inbox(&to);
         }
         let src = self.dir_of(&from);
         let dst = self.dir_of(&to);
@@ -162,6 +166,54 @@ impl Maildir {
             self.storage_name(to.as_str()),
         );
         subscriptions::rename(self.root(), &old, &new)?;
+        Ok(())
+    }
+
+    /// INBOX's messages into a new folder `to`, under INBOX's uidlist lock (so no delivery lands
+    /// half-way); INBOX's uidlist is emptied but keeps its UIDVALIDITY and next UID.
+    fn rename_inbox(&self, to: &MailboxName) -> Result<()> {
+        use crate::lock::{DotLock, LockSettings};
+        use crate::{keywords, uidlist};
+        self.create_mailbox(to.as_str())?;
+        let dst = self.dir_of(to);
+        let root = self.root();
+        let _lock = DotLock::acquire(&root.join(uidlist::UIDLIST_NAME), LockSettings::UIDLIST)?;
+        // keyword letters keep their meaning in the new folder
+        let kw_src = root.join(keywords::KEYWORDS_NAME);
+        if kw_src.exists() {
+            let kw_dst = dst.join(keywords::KEYWORDS_NAME);
+            fs::copy(&kw_src, &kw_dst).map_err(|e| Error::io("copy", &kw_src, e))?;
+        }
+        for sub in ["new", "cur"] {
+            let from_dir = root.join(sub);
+            let rd = match fs::read_dir(&from_dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("opendir", &from_dir, e)),
+            };
+            for entry in rd {
+                let entry = entry.map_err(|e| Error::io("readdir", &from_dir, e))?;
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let target = dst.join(sub).join(entry.file_name());
+                match fs::rename(entry.path(), &target) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("rename", &entry.path(), e)),
+                }
+            }
+            for dir in [&from_dir, &dst.join(sub)] {
+                fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io("fsync", dir, e))?;
+            }
+        }
+        if let Ok(Some(mut list)) = uidlist::read(root) {
+            list.records.clear();
+            list.needs_rewrite = false;
+            uidlist::rewrite(root, &list)?;
+        }
         Ok(())
     }
 
@@ -240,6 +292,17 @@ mod tests {
         m.delete_mailbox("Rust").unwrap();
         assert!(!m.folder_exists("Rust") && m.folder_exists("Rust.wg"));
         assert!(m.delete_mailbox("INBOX").is_err());
+        // renaming INBOX moves its messages into a new folder
+        let d = m.deliver(None, b"x\n", &Default::default()).unwrap();
+        let old_uidv = m.inbox().unwrap().uidlist().unwrap().unwrap().uid_validity;
+        m.rename_mailbox("INBOX", "Old").unwrap();
+        let st = m.inbox().unwrap().sync(Default::default()).unwrap();
+        assert!(st.messages.is_empty());
+        assert_eq!((st.uid_validity, st.next_uid), (old_uidv, d.uid + 1));
+        let old = m.mailbox("Old").unwrap().sync(Default::default()).unwrap();
+        assert_eq!(old.messages.len(), 1);
+        assert_ne!(old.uid_validity, old_uidv);
+        assert!(m.rename_mailbox("Old", "INBOX").is_err());
         assert!(m.delete_mailbox("Rust").is_err());
         assert!(!m.root().join(".DOVECOT-TRASHED").exists());
         let u = Maildir::open(dir.path().join("U")).with_utf8_names(true);
