@@ -8,7 +8,9 @@ use crate::authd::Authd;
 use crate::config::daemon_bin;
 use crate::harness::*;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -613,4 +615,201 @@ fn refusals_plaintext_wrong_password_bad_input() {
     let mut c = connect(s.plain_port);
     assert!(c.line().starts_with("+OK"), "{}", s.logs());
     assert!(s.pop3d_dir.join("pop3d.toml").exists());
+}
+
+/// Delivered messages, found by their Subject in `files` (LF line ends, as fetchmail and getmail
+/// store them): each exactly once, ending with the delivered bytes.
+fn check_fetched(files: &[PathBuf], n: usize, tool: &str) {
+    let mut found = vec![0usize; n + 1];
+    for f in files {
+        let data = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&data);
+        let i: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: message "))
+            .unwrap_or_else(|| panic!("{tool}: no Subject in {}", f.display()))
+            .trim()
+            .parse()
+            .unwrap();
+        let expect = message(i).replace("\r\n", "\n");
+        assert!(
+            data.ends_with(expect.as_bytes()),
+            "{tool}: message {i} differs from what was delivered:\n{text}"
+        );
+        found[i] += 1;
+    }
+    let wrong: Vec<usize> = (1..=n).filter(|&i| found[i] != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "{tool}: messages not fetched exactly once: {wrong:?}"
+    );
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Runs fetchmail against pop3d; `tls`: `stls` or `ssl`; `keep`: leave the mail on the server.
+fn fetchmail(s: &Setup, work: &TempDir, tls: &str, keep: bool) -> Vec<PathBuf> {
+    let fetchmail = which("fetchmail");
+    let out = work.join(&format!("fetchmail-{tls}-{keep}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let (port, ssl) = match tls {
+        "ssl" => (s.tls_port, "ssl"),
+        _ => (s.plain_port, "sslproto 'tls1.2+'"),
+    };
+    let rc = work.join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set no syslog\n\
+             poll 127.0.0.1 service {port} protocol pop3 uidl\n  \
+             user \"{USER}\" there with password \"{PASS}\" is root here\n  \
+             {ssl} no sslcertck fetchall {keep}\n  \
+             mda \"cat > {out}/m.$$\"\n",
+            keep = if keep { "keep" } else { "nokeep" },
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = Command::new(fetchmail)
+        .arg("-f")
+        .arg(&rc)
+        .arg("-i")
+        .arg(work.join("fetchids"))
+        .args(["--nodetach", "-d0", "-v"])
+        .env("HOME", work.join(""))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "fetchmail {tls} failed ({}):\n{}\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+        s.logs()
+    );
+    files_in(&out)
+}
+
+#[test]
+fn fetchmail_and_getmail6_fetch_1000_messages() {
+    require_root("the private Dovecot (LMTP delivers as the mail user)");
+    let s = Setup::start();
+    lmtp_deliver(
+        &s.dovecot.base.join("run/lmtp"),
+        USER,
+        (1..=MESSAGES).map(message),
+    );
+    let work = TempDir::new("pop3-clients");
+
+    // fetchmail over STLS, keeping the mail.
+    let got = fetchmail(&s, &work, "stls", true);
+    check_fetched(&got, MESSAGES, "fetchmail (STLS)");
+
+    // getmail6 over POP3S (it has no STLS for POP3), keeping the mail.
+    let getmail = which("getmail");
+    let md = work.join("getmail/Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(sub)).unwrap();
+        chown(&md.join(sub));
+    }
+    chown(&md);
+    chown(&work.join("getmail"));
+    let rc = work.join("getmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\nport = {}\n\
+             username = {USER}\npassword = {PASS}\n\n\
+             [destination]\ntype = Maildir\npath = {}/\n\n\
+             [options]\nread_all = true\ndelete = false\nverbose = 0\n",
+            s.tls_port,
+            md.display()
+        ),
+    )
+    .unwrap();
+    // getmail refuses to deliver as root: run it as the mail user.
+    let (uid, gid) = mail_owner();
+    let run = Command::new(getmail)
+        .uid(uid)
+        .gid(gid)
+        .arg("--getmaildir")
+        .arg(work.join("getmail"))
+        .arg("--rcfile")
+        .arg(&rc)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "getmail failed ({}):\n{}\n{}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+        s.logs()
+    );
+    let mut got = files_in(&md.join("new"));
+    got.extend(files_in(&md.join("cur")));
+    check_fetched(&got, MESSAGES, "getmail6 (POP3S)");
+
+    // fetchmail over POP3S deleting what it fetched: the maildrop is then empty.
+    let got = fetchmail(&s, &work, "ssl", false);
+    check_fetched(&got, MESSAGES, "fetchmail (POP3S, nokeep)");
+    let after = poplib(s.tls_port, "ssl", USER, PASS, "list");
+    assert_eq!(after.one("stat"), "0 0");
+    assert_eq!(seen_files(&s.maildir).1, 0);
+}
+
+#[test]
+fn two_sessions_of_one_user_and_mail_arriving_meanwhile() {
+    require_root("the private Dovecot (LMTP delivers as the mail user)");
+    let s = Setup::start();
+    let lmtp = s.dovecot.base.join("run/lmtp");
+    lmtp_deliver(&lmtp, USER, (1..=3).map(message));
+    let login = |c: &mut LineClient<TlsStream>| {
+        assert!(c.line().starts_with("+OK"));
+        assert_eq!(c.cmd(&format!("USER {USER}")), "+OK\r\n");
+        assert_eq!(
+            c.cmd(&format!("PASS {PASS}")),
+            "+OK Logged in.\r\n",
+            "{}",
+            s.logs()
+        );
+    };
+    let tls = || {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", s.tls_port)).unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        LineClient::new(tls_wrap(tcp))
+    };
+    let (mut a, mut b) = (tls(), tls());
+    login(&mut a);
+    login(&mut b);
+    // Mail delivered during the sessions is not in their snapshots.
+    lmtp_deliver(&lmtp, USER, std::iter::once(message(4)));
+    assert!(a.cmd("STAT").starts_with("+OK 3 "));
+    // Both delete message 1; A also deletes 2 and quits first.
+    assert_eq!(a.cmd("DELE 1"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(a.cmd("DELE 2"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(b.cmd("DELE 1"), "+OK Marked to be deleted.\r\n");
+    assert_eq!(a.cmd("QUIT"), "+OK Logging out, messages deleted.\r\n");
+    // B's message 2 is gone now: reported, not resurrected.
+    assert_eq!(
+        b.cmd("RETR 2"),
+        "-ERR Message was expunged by another session.\r\n"
+    );
+    assert!(b.cmd("RETR 3").starts_with("+OK "));
+    let mut l = String::new();
+    while l != ".\r\n" {
+        l = b.line();
+    }
+    assert_eq!(b.cmd("QUIT"), "+OK Logging out.\r\n", "{}", s.logs());
+    // Left: 3 and the one delivered meanwhile.
+    let after = poplib(s.tls_port, "ssl", USER, PASS, "list");
+    assert!(after.one("stat").starts_with("2 "), "{:?}", after.0);
+    let dc = poplib(s.dovecot.pop3_port, "plain", USER, PASS, "list");
+    assert_eq!(dc.all("uidl"), after.all("uidl"));
 }
