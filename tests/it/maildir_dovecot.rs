@@ -1,10 +1,14 @@
 //! pochta-mailstore against a real Dovecot imap (compat.md §3): mail delivered with the store
 //! crate shows in Dovecot with our UIDs and UIDVALIDITY; after Dovecot stores flags and keywords,
 //! appends, delivers (dovecot-lda), creates and subscribes to a folder, the store crate reads
-//! exactly the same UIDs, flags, keywords, sizes, folders and subscriptions.
+//! exactly the same UIDs, flags, keywords, sizes, folders and subscriptions; our flag changes,
+//! expunges and subscriptions show in Dovecot; both keep one `maildirsize` (Dovecot quota plugin).
 
 use crate::harness::*;
-use pochta_mailstore::{DeliverOptions, Flags, Maildir, Message, SyncOptions, SystemFlag};
+use pochta_mailstore::quota::{self, MaildirSize};
+use pochta_mailstore::{
+    DeliverOptions, FlagOp, Flags, Maildir, Message, QuotaLimit, SyncOptions, SystemFlag,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -72,6 +76,9 @@ impl DovecotImap {
              last_valid_uid = {MAIL_UID}\n\
              mail_location = maildir:~/Maildir\n\
              postmaster_address = postmaster@pochta.test\n\
+             mail_plugins = $mail_plugins quota\n\
+             plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage=10M\n\
+             \x20 quota_rule2 = *:messages=1000\n}}\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}\n}}\n\
              userdb {{\n  driver = passwd-file\n  args = {users}\n}}\n\
              service imap-login {{\n\
@@ -296,7 +303,22 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
     require_root("the Dovecot interop test (Dovecot's mail user must differ from root)");
     let dc = DovecotImap::new();
     let m = Maildir::open(dc.maildir());
-    let plain = DeliverOptions::default();
+    // the same limits as Dovecot's quota_rule/quota_rule2: both sides keep one maildirsize
+    let mut limit = QuotaLimit::from_rule("*:storage=10M").unwrap();
+    limit.apply_rule("*:messages=1000").unwrap();
+    let plain = DeliverOptions {
+        quota: Some(limit),
+        ..Default::default()
+    };
+    m.create_if_missing().unwrap();
+    // a file Postfix local(8) would write, unknown to the uidlist: we deliver
+    // without syncing, so Dovecot gives it the next UID; our first quota check counts it
+    std::fs::write(
+        dc.maildir()
+            .join("new/1700000000.V801I1a2bM123456.mx.example.org"),
+        mail("postfix", "from postfix"),
+    )
+    .unwrap();
     let mut ours = BTreeMap::new();
     for i in 1..=4 {
         let d = m
@@ -307,7 +329,7 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
     let seen_junk = DeliverOptions {
         flags: Flags::empty().with(SystemFlag::Seen),
         keywords: vec!["$Junk".into()],
-        ..Default::default()
+        quota: Some(limit),
     };
     let d = m
         .deliver(None, &mail("m5", "crlf\r\nbody\r\n"), &seen_junk)
@@ -318,13 +340,6 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
         .deliver(Some("Lists.rust"), &mail("r1", "rust"), &plain)
         .unwrap();
     assert_eq!(d.uid, 1);
-    // a file Postfix local(8) would write, unknown to the uidlist: Dovecot gives it the next UID
-    std::fs::write(
-        dc.maildir()
-            .join("new/1700000000.V801I1a2bM123456.mx.example.org"),
-        mail("postfix", "from postfix"),
-    )
-    .unwrap();
     let our_uidv = m.inbox().unwrap().uidlist().unwrap().unwrap().uid_validity;
     chown_tree(&dc.dir.join("home"));
     dc.start();
@@ -390,6 +405,29 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
     // and what we subscribe, Dovecot lists
     m.subscribe("Entwürfe.Sub").unwrap();
     m.unsubscribe("Lists.rust").unwrap();
+    // Dovecot's quota plugin and we keep one maildirsize: same limits line, totals = the files
+    let text = std::fs::read_to_string(dc.maildir().join("maildirsize")).unwrap();
+    let ms = MaildirSize::parse(text.as_bytes()).unwrap();
+    assert_eq!(ms.limit, limit);
+    let usage = quota::scan_usage(&dc.maildir()).unwrap();
+    assert_eq!((ms.bytes as u64, ms.messages as u64), usage, "{text}");
+    // our flag changes and expunge, for Dovecot to see
+    let inbox = m.inbox().unwrap();
+    let st = inbox.sync(SyncOptions::default()).unwrap();
+    let by_uid = |uid: u32| st.messages.iter().find(|x| x.uid == uid).unwrap();
+    let answered = Flags::empty().with(SystemFlag::Answered);
+    inbox
+        .store_flags(by_uid(3), FlagOp::Add, answered, &["OurKw".to_string()])
+        .unwrap();
+    inbox
+        .store_flags(
+            by_uid(1),
+            FlagOp::Remove,
+            Flags::empty(),
+            &["$Work".to_string()],
+        )
+        .unwrap();
+    assert_eq!(inbox.expunge(&[by_uid(4).clone()]).unwrap(), [4]);
 
     // 4. and our next delivery continues Dovecot's UID sequence, visible to Dovecot
     let d = m
@@ -409,6 +447,13 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
     );
     let (_, dview) = dovecot_view(&out, "INBOX");
     assert_eq!(dview["after@pochta.test"].0, 9, "{out}");
+    assert_eq!(dview["m3@pochta.test"].2, ["OurKw", "\\Answered"], "{out}");
+    assert_eq!(dview["m1@pochta.test"].2, ["\\Flagged"], "{out}");
+    assert!(!dview.contains_key("m4@pochta.test"), "{out}");
+    let text = std::fs::read_to_string(dc.maildir().join("maildirsize")).unwrap();
+    let ms = MaildirSize::parse(text.as_bytes()).unwrap();
+    let usage = quota::scan_usage(&dc.maildir()).unwrap();
+    assert_eq!((ms.bytes as u64, ms.messages as u64), usage, "{text}");
     let (_, sview) = store_view(&m, "INBOX");
     assert_eq!(sview, dview, "{out}");
 }
