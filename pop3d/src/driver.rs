@@ -200,7 +200,8 @@ impl Pop3 {
                     maildrop = m;
                     user = u;
                 }
-                Action::Fetch { index, .. } => {
+                Action::Fetch { index, body_lines } => {
+                    let top = body_lines.is_some();
                     let result = match maildrop.clone() {
                         Some(m) => tokio::task::spawn_blocking(move || m.read(index))
                             .await
@@ -210,7 +211,7 @@ impl Pop3 {
                     if let Err(e) = &result {
                         tracing::warn!(user, index, error = ?e, "cannot read message");
                     }
-                    retrieved += 1;
+                    retrieved += usize::from(!top);
                     s.fetched(result);
                 }
                 Action::Update { delete, seen } => {

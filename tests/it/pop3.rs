@@ -604,6 +604,31 @@ fn refusals_plaintext_wrong_password_bad_input() {
     assert_eq!(t.cmd("STAT").get(..6), Some("+OK 3 "));
     assert_eq!(t.cmd("QUIT"), "+OK Logging out.\r\n");
 
+    // SASL relayed to authd step by step over POP3S: LOGIN challenges, PLAIN initial response.
+    let sasl = |lines: &[(&str, &str)]| {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", s.tls_port)).unwrap();
+        tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut t = LineClient::new(tls_wrap(tcp));
+        assert!(t.line().starts_with("+OK"));
+        for (send, expect) in lines {
+            assert_eq!(t.cmd(send), format!("{expect}\r\n"), "{}", s.logs());
+        }
+    };
+    sasl(&[
+        ("AUTH LOGIN", "+ VXNlcm5hbWU6"),
+        ("YWxpY2VAcG9jaHRhLnRlc3Q=", "+ UGFzc3dvcmQ6"),
+        ("d29uZGVybGFuZA==", "+OK Logged in."),
+        ("QUIT", "+OK Logging out."),
+    ]);
+    sasl(&[
+        (
+            "AUTH PLAIN AGFsaWNlQHBvY2h0YS50ZXN0AHdvbmRlcmxhbmQ=",
+            "+OK Logged in.",
+        ),
+        ("LIST 9", "-ERR There's no message 9."),
+        ("QUIT", "+OK Logging out."),
+    ]);
+
     // Bad commands until the limit: the session ends, the daemon lives on.
     let mut c = connect(s.plain_port);
     c.line();
