@@ -133,7 +133,9 @@ impl UidList {
     /// Parses the whole file. Lines end in LF; a final line without LF is ignored as Dovecot's
     /// line reader does (it is a write in progress).
     pub fn parse(data: &[u8]) -> std::result::Result<UidList, ParseError> {
-        let text = std::str::from_utf8(data).map_err(|e| perr(0, format!("not UTF-8: {e}")))?;
+        // A file name that is not UTF-8 (no Maildir writer we know makes one) must not cost the
+        // whole mailbox its UIDs: such a record is read lossily and never matches a file.
+        let text = String::from_utf8_lossy(data);
         let mut lines = text
             .split_inclusive('\n')
             .filter_map(|l| l.strip_suffix('\n'));
@@ -576,6 +578,10 @@ mod tests {
         assert_eq!(l.records.len(), 1);
         assert_eq!(l.records[0].uid, 2);
         assert_eq!(l.next_uid, 3);
+        // a record that is not UTF-8 does not break the list
+        let l =
+            UidList::parse(b"3 V1 N1 G00000000000000000000000000000000\n1 :\xff\n2 :b\n").unwrap();
+        assert_eq!((l.records.len(), l.records[1].filename.as_str()), (2, "b"));
         // file names may contain spaces
         let l = UidList::parse(b"3 V1 N1 G00000000000000000000000000000000\n1 :a b\n").unwrap();
         assert_eq!(l.records[0].filename, "a b");
