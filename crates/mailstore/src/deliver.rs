@@ -280,7 +280,7 @@ fn commit_locked(dir: &Path, batch: &[(u64, Pending)]) -> Result<Vec<Result<Deli
             }));
             continue;
         }
-        let mut flags = p.flags;
+        let mut flags = p.flags.system_only();
         if let Some(table) = &kw_table {
             for k in &p.keywords {
                 if let Some(i) = table.index_of(k) {
