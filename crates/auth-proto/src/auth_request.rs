@@ -123,6 +123,10 @@ impl AuthRequest {
         let mut resp = None;
         let mut params = line.args.iter().skip(2);
         for raw in params.by_ref() {
+            // 2.4 clients can double a TAB (after `local_name=`): an empty parameter is nothing.
+            if raw.is_empty() {
+                continue;
+            }
             // `resp=` is taken raw: base64 never holds escape bytes.
             if let Some(r) = raw.strip_prefix("resp=") {
                 resp = Some(r);
@@ -160,6 +164,9 @@ impl AuthRequest {
     /// Stores one parameter; returns the service when it is `service=`/`protocol=`.
     fn apply(&mut self, field: Field) -> Option<String> {
         let Field { key, value } = field;
+        if key.is_empty() && value.is_none() {
+            return None;
+        }
         let Some(value) = value else {
             match key.as_str() {
                 "secured" => self.secured = Some(Secured::Yes),
@@ -362,7 +369,11 @@ mod tests {
 
     #[test]
     fn postfix_request() {
-        let r = parse("AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=192.0.2.1\trip=198.51.100.7\tsecured\tresp=AHVzZXIAcGFzcw==").unwrap();
+        let r = parse(
+            "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tlip=192.0.2.1\trip=198.51.100.7\tsecured\t\
+             resp=AHVzZXIAcGFzcw==",
+        )
+        .unwrap();
         assert_eq!(r.id.get(), 1);
         assert_eq!(r.mechanism, "PLAIN");
         assert_eq!(r.service, "smtp");

@@ -20,7 +20,7 @@ pub enum ClientCommand {
     /// `CPID\t<pid>`.
     Cpid(NonZeroU32),
     /// `AUTH\t…`.
-    Auth(AuthRequest),
+    Auth(Box<AuthRequest>),
     /// `CONT\t<id>\t<base64>`: the next SASL response, decoded.
     Cont {
         /// Request id.
@@ -37,7 +37,7 @@ pub enum ClientCommand {
 pub(crate) enum ClientLine<'a> {
     Version { major: u32, minor: u32 },
     Cpid(u32),
-    Auth(AuthRequest, Option<&'a str>),
+    Auth(Box<AuthRequest>, Option<&'a str>),
     Cont { id: RequestId, data: &'a str },
     Cancel(RequestId),
 }
@@ -58,7 +58,7 @@ impl<'a> ClientLine<'a> {
             }
             "AUTH" => {
                 let (req, resp) = AuthRequest::parse_args(raw)?;
-                Ok(ClientLine::Auth(req, resp))
+                Ok(ClientLine::Auth(Box::new(req), resp))
             }
             "CONT" => {
                 let id = raw.id(0)?;
@@ -98,7 +98,7 @@ impl ClientCommand {
                     value: "0".into(),
                 })?)
             }
-            ClientLine::Auth(..) => ClientCommand::Auth(AuthRequest::parse(&raw)?),
+            ClientLine::Auth(..) => ClientCommand::Auth(Box::new(AuthRequest::parse(&raw)?)),
             ClientLine::Cont { id, data } => ClientCommand::Cont {
                 id,
                 data: Secret::new(base64_decode(data).ok_or(ParseError::InvalidBase64(id))?),

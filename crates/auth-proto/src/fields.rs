@@ -120,7 +120,12 @@ pub fn field_value<'a>(fields: &'a [Field], key: &str) -> Option<&'a str> {
 
 /// Parses a list of raw arguments, skipping empty ones (2.4 can double a TAB).
 pub(crate) fn parse_fields<'a>(args: impl Iterator<Item = &'a str>) -> Vec<Field> {
-    args.filter(|a| !a.is_empty()).map(Field::parse).collect()
+    // An empty argument, or one that unescapes to nothing, carries nothing (and could not be
+    // written back).
+    args.filter(|a| !a.is_empty())
+        .map(Field::parse)
+        .filter(|f| !(f.key.is_empty() && f.value.is_none()))
+        .collect()
 }
 
 /// A line split at TABs: the command word and the raw (still escaped) arguments.
@@ -236,7 +241,7 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     B64.decode(text.as_bytes()).ok()
 }
 
-/// Shortens and cleans peer text for error messages and logs (like Dovecot's `str_sanitize(_, 80)`).
+/// Shortens and cleans peer text for error messages and logs (Dovecot's `str_sanitize(_, 80)`).
 pub(crate) fn sanitize(s: &str) -> String {
     let mut out: String = s
         .chars()

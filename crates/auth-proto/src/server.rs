@@ -166,7 +166,8 @@ pub enum ServerError {
     },
     /// `CONT` for an id not in flight: answered `FAIL … reason=Authentication request timed out`.
     UnknownRequest(RequestId),
-    /// `CONT` without a preceding server `CONT`: answered `FAIL … reason=Unexpected continuation`.
+    /// `CONT` without a preceding server `CONT`: answered
+    /// `FAIL … reason=Unexpected continuation`.
     UnexpectedContinuation(RequestId),
 }
 
@@ -375,7 +376,7 @@ impl AuthServerConn {
                     return Err(ServerError::UnknownCommand(shown()));
                 }
                 match ClientLine::parse(&raw).map_err(ServerError::Broken)? {
-                    ClientLine::Auth(request, resp) => self.begin(request, resp).map(Some),
+                    ClientLine::Auth(request, resp) => self.begin(*request, resp).map(Some),
                     ClientLine::Cont { id, data } => self.continue_request(id, data),
                     ClientLine::Cancel(id) => Ok(self.cancel(id)),
                     // Excluded by the command check above.

@@ -322,7 +322,11 @@ mod tests {
 
     #[test]
     fn dovecot_example() {
-        let r = UserdbReply::parse(b"USER\t1\talice@example.com\tuid=5000\tgid=5000\thome=/srv/vmail/example.com/alice\tmail=maildir:~/Maildir\tquota_rule=*:storage=2G").unwrap();
+        let r = UserdbReply::parse(
+            b"USER\t1\talice@example.com\tuid=5000\tgid=5000\thome=/srv/vmail/example.com/alice\t\
+              mail=maildir:~/Maildir\tquota_rule=*:storage=2G",
+        )
+        .unwrap();
         let UserdbReply::User { user, fields, .. } = &r else {
             panic!()
         };
