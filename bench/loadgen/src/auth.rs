@@ -7,13 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::stats::Latencies;
-
-/// Longest server line accepted (Dovecot's own limit for auth lines is 8 KiB; be generous).
-const MAX_LINE: usize = 64 * 1024;
+use crate::wire::Wire;
 
 /// One auth load run.
 #[derive(Debug, Clone)]
@@ -43,57 +40,16 @@ impl Outcome {
     }
 }
 
-/// An auth-client connection with a bounded line reader.
-struct Conn {
-    stream: UnixStream,
-    buf: Vec<u8>,
-    timeout: Duration,
-}
-
-impl Conn {
-    async fn line(&mut self) -> Result<String, String> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return Ok(String::from_utf8_lossy(&line[..i]).into_owned());
-            }
-            if self.buf.len() > MAX_LINE {
-                return Err(format!("server line longer than {MAX_LINE} bytes"));
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
-                .await
-                .map_err(|_| format!("no reply within {:?}", self.timeout))?
-                .map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("server closed the connection".into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    async fn send(&mut self, s: &str) -> Result<(), String> {
-        self.stream
-            .write_all(s.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))
-    }
-}
-
 /// Connects and does the handshake (VERSION/CPID, then MECH…DONE); PLAIN must be offered.
-async fn handshake(opts: &Options, cpid: usize) -> Result<Conn, String> {
+async fn handshake(opts: &Options, cpid: usize) -> Result<Wire<UnixStream>, String> {
     let stream = UnixStream::connect(&opts.socket)
         .await
         .map_err(|e| format!("connect {}: {e}", opts.socket.display()))?;
-    let mut c = Conn {
-        stream,
-        buf: Vec::new(),
-        timeout: opts.timeout,
-    };
+    let mut c = Wire::new(stream, opts.timeout);
     c.send(&format!("VERSION\t1\t2\nCPID\t{cpid}\n")).await?;
     let mut plain = false;
     loop {
-        let line = c.line().await?;
+        let line = c.text().await?;
         let mut f = line.split('\t');
         match f.next() {
             Some("VERSION") if f.next() != Some("1") => {
@@ -141,7 +97,7 @@ async fn worker(
         );
         let t0 = Instant::now();
         c.send(&req).await?;
-        let line = c.line().await?;
+        let line = c.text().await?;
         out.latencies.push(t0.elapsed());
         let mut f = line.split('\t');
         let (verb, rid) = (f.next().unwrap_or(""), f.next().unwrap_or(""));

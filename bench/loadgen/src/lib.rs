@@ -4,6 +4,8 @@
 //! - [`auth`]: Dovecot auth-client protocol, N concurrent connections, AUTH PLAIN with `nologin`
 //!   (the way Postfix's smtpd checks a password), closed loop: each connection has one request in
 //!   flight.
+//! - [`pop3`]: concurrent POP3 sessions, each USER/PASS, STAT, UIDL, RETR of every message
+//!   (latency per RETR), QUIT.
 //!
 //! Trusts: nothing it reads from the server; every reply is checked and a wrong or missing
 //! answer is an error, never a sample. Runs as whatever user starts it; connects only to the
@@ -11,4 +13,6 @@
 //! `pochta-bench` (the side-by-side harness, bench/run). `base64` encodes SASL responses.
 
 pub mod auth;
+pub mod pop3;
 pub mod stats;
+mod wire;

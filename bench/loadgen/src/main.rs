@@ -33,6 +33,31 @@ enum Mode {
         #[arg(long, default_value_t = 10_000)]
         requests: usize,
     },
+    /// POP3 download: sessions of USER/PASS, STAT, UIDL, RETR every message, QUIT.
+    Pop3 {
+        /// host:port (plaintext).
+        #[arg(long)]
+        addr: String,
+        /// File of `user:password` lines; sessions take them round-robin.
+        #[arg(long)]
+        users: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        /// Messages every mailbox holds (STAT is checked).
+        #[arg(long)]
+        messages: usize,
+    },
+}
+
+fn read_users(path: &PathBuf) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        .collect())
 }
 
 fn main() -> ExitCode {
@@ -54,18 +79,13 @@ fn main() -> ExitCode {
             connections,
             requests,
         } => {
-            let text = match std::fs::read_to_string(&users) {
-                Ok(t) => t,
+            let users = match read_users(&users) {
+                Ok(u) => u,
                 Err(e) => {
-                    eprintln!("pochta-loadgen: {}: {e}", users.display());
+                    eprintln!("pochta-loadgen: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            let users: Vec<(String, String)> = text
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(u, p)| (u.to_owned(), p.to_owned()))
-                .collect();
             let opts = pochta_loadgen::auth::Options {
                 socket,
                 users,
@@ -88,6 +108,50 @@ fn main() -> ExitCode {
                         eprintln!("pochta-loadgen: {} authentications failed", o.failed);
                         return ExitCode::FAILURE;
                     }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pochta-loadgen: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Mode::Pop3 {
+            addr,
+            users,
+            concurrency,
+            sessions,
+            messages,
+        } => {
+            let users = match read_users(&users) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("pochta-loadgen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = pochta_loadgen::pop3::Options {
+                addr,
+                users,
+                concurrency,
+                sessions,
+                expect_messages: messages,
+                expect_size: None,
+                timeout: Duration::from_secs(30),
+            };
+            match rt.block_on(pochta_loadgen::pop3::run(opts)) {
+                Ok(o) => {
+                    println!(
+                        "pop3: sessions={} messages={} bytes={} secs={:.3} rate={:.0} msg/s \
+                         p50={:.2}ms p99={:.2}ms",
+                        o.sessions,
+                        o.messages,
+                        o.bytes,
+                        o.elapsed.as_secs_f64(),
+                        o.rate(),
+                        o.latencies.percentile_ms(50.0),
+                        o.latencies.percentile_ms(99.0)
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -8,6 +8,8 @@ use std::process::Command;
 pub(crate) enum Fault {
     /// Stop the peer right after it started.
     DeadPeer,
+    /// lmtp: remove one delivered file before the count, as if a delivery had been lost.
+    LoseMail,
 }
 
 pub(crate) struct Ctx {

@@ -15,6 +15,7 @@ mod peers;
 mod procs;
 mod row_auth;
 mod row_lmtp;
+mod row_pop3;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,7 +84,8 @@ struct Cli {
     /// The command line to print in the report.
     #[arg(long, default_value = "bench/run")]
     command: String,
-    /// Inject a fault to see the harness fail: dead-peer.
+    /// Inject a fault to see the harness fail: dead-peer (the peer is stopped before the
+    /// first round), lose-mail (lmtp: one delivered file is removed before counting).
     #[arg(long)]
     fault: Option<String>,
 }
@@ -115,7 +117,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let fault = match cli.fault.as_deref() {
         None => None,
         Some("dead-peer") => Some(Fault::DeadPeer),
-        Some(f) => return Err(format!("unknown fault {f:?} (dead-peer)")),
+        Some("lose-mail") => Some(Fault::LoseMail),
+        Some(f) => return Err(format!("unknown fault {f:?} (dead-peer, lose-mail)")),
     };
     let nobody = nix::unistd::User::from_name("nobody")
         .ok()
@@ -163,6 +166,7 @@ fn run(cli: Cli) -> Result<(), String> {
         let ms = match *row {
             "auth" => row_auth::run(&ctx)?,
             "lmtp" => row_lmtp::run(&ctx)?,
+            "pop3" => row_pop3::run(&ctx)?,
             _ => {
                 let msg = format!(
                     "{row}: skipped: pochta-{} is built but the harness has no {row} row yet",
@@ -226,9 +230,10 @@ fn report(cli: &Cli, m: &machine::Machine, results: &[Measurement], notes: &[Str
          blocking pool). Same passwd-file content on both sides.\n\
          - Server CPU: utime+stime of the server's processes (with reaped children) from /proc, \
          before and after each run; Dovecot counts all its processes (master, auth, lmtp, log, \
-         config, anvil), pochta all its daemons in the row (mda-lmtp + authd for lmtp). Peak RSS: \
-         the highest sum of VmRSS over those processes, sampled every 50 ms, or the largest \
-         VmHWM.\n\
+         config, anvil), pochta all its daemons in the row (mda-lmtp + authd for lmtp). Peak PSS: \
+         the highest sum of Pss (/proc/PID/smaps_rollup) over those processes, sampled every \
+         50 ms (a sum of RSS would count Dovecot's shared pages once per process); max VmHWM: \
+         the largest peak RSS of any one of them.\n\
          - Ratio = pochta median / peer median (above 1: pochta is faster).\n\n\
          ## Results\n\n",
     );

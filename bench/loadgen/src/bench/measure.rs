@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pochta_loadgen::stats::median;
 
-use crate::procs::{cpu_seconds, RssSampler};
+use crate::procs::{cpu_seconds, MemSampler};
 
 /// One side's run in one round.
 #[derive(Debug, Clone)]
@@ -25,7 +25,10 @@ pub(crate) struct LoadResult {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SideResult {
     pub(crate) rounds: Vec<Round>,
+    /// Highest sum of Pss over the server's processes.
     pub(crate) peak_kib: u64,
+    /// Largest VmHWM of any one of them.
+    pub(crate) hwm_kib: u64,
 }
 
 impl SideResult {
@@ -94,11 +97,11 @@ pub(crate) fn run_rounds(
         for s in order {
             let side = &mut sides[s];
             (side.check)().map_err(|e| format!("{name}: before round {r}: {e}"))?;
-            let sampler = RssSampler::start(side.roots.clone());
+            let sampler = MemSampler::start(side.roots.clone());
             let cpu0 = cpu_seconds(&side.roots);
             let res = load(s, r == 0);
             let cpu1 = cpu_seconds(&side.roots);
-            let peak = sampler.finish();
+            let (peak, hwm) = sampler.finish();
             let res = res.map_err(|e| format!("{name}: {} round {r}: {e}", side.label))?;
             (side.check)().map_err(|e| format!("{name}: after round {r}: {e}"))?;
             let secs = res.elapsed.as_secs_f64().max(1e-9);
@@ -126,6 +129,7 @@ pub(crate) fn run_rounds(
                     .unwrap_or_default()
             );
             out[s].peak_kib = out[s].peak_kib.max(peak);
+            out[s].hwm_kib = out[s].hwm_kib.max(hwm);
             if r > 0 {
                 out[s].rounds.push(round);
             }
@@ -138,8 +142,9 @@ pub(crate) fn run_rounds(
 pub(crate) fn table(ms: &[Measurement]) -> String {
     let mut t = String::from(
         "| measurement | peer | peer median | pochta median | ratio | peer range | pochta range \
-         | CPU s / 1,000 (peer / pochta) | peak RSS MiB (peer / pochta) | p99 ms (peer / pochta) |\n\
-         |---|---|---:|---:|---:|---|---|---|---|---|\n",
+         | CPU s / 1,000 (peer / pochta) | peak PSS MiB (peer / pochta) \
+         | max VmHWM MiB (peer / pochta) | p99 ms (peer / pochta) |\n\
+         |---|---|---:|---:|---:|---|---|---|---|---|---|\n",
     );
     for m in ms {
         let [p, q] = &m.sides;
@@ -151,7 +156,7 @@ pub(crate) fn table(ms: &[Measurement]) -> String {
         };
         t.push_str(&format!(
             "| {} | {} | {:.0} {u} | {:.0} {u} | **{:.2}×** | {pl:.0}–{ph:.0} | {ql:.0}–{qh:.0} \
-             | {:.3} / {:.3} per {} | {:.1} / {:.1} | {p99} |\n",
+             | {:.3} / {:.3} per {} | {:.1} / {:.1} | {:.1} / {:.1} | {p99} |\n",
             m.name,
             m.peer,
             p.median_rate(),
@@ -162,6 +167,8 @@ pub(crate) fn table(ms: &[Measurement]) -> String {
             m.per,
             p.peak_kib as f64 / 1024.0,
             q.peak_kib as f64 / 1024.0,
+            p.hwm_kib as f64 / 1024.0,
+            q.hwm_kib as f64 / 1024.0,
             u = m.unit,
         ));
     }

@@ -87,13 +87,28 @@ impl Dovecot {
         if !status.success() {
             return Err(format!("dovecot did not start ({status})\n{}", show()));
         }
-        let paths: Vec<PathBuf> = sockets.iter().map(|s| base.join(s)).collect();
+        let t0 = Instant::now();
+        let master = loop {
+            let pid = std::fs::read_to_string(base.join("master.pid"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            match pid {
+                Some(pid) => break pid,
+                None if t0.elapsed() < Duration::from_secs(10) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                None => return Err(format!("dovecot wrote no master.pid\n{}", show())),
+            }
+        };
+        // From here on, dropping `d` stops this Dovecot.
+        let d = Dovecot {
+            base,
+            log: log.clone(),
+            master,
+        };
+        let paths: Vec<PathBuf> = sockets.iter().map(|s| d.base.join(s)).collect();
         wait_for_sockets(&paths, Duration::from_secs(10), &show)?;
-        let master = std::fs::read_to_string(base.join("master.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("dovecot wrote no master.pid\n{}", show()))?;
-        Ok(Dovecot { base, log, master })
+        Ok(d)
     }
 
     pub(crate) fn socket(&self, name: &str) -> PathBuf {

@@ -2,8 +2,9 @@
 //!
 //! CPU: utime+stime+cutime+cstime of every process in the tree (cutime/cstime carry the time of
 //! children the tree already reaped, e.g. Dovecot's short-lived lmtp processes), before and after
-//! a round. RSS: a sampler adds up VmRSS over the tree every 50 ms and keeps the maximum; it is
-//! combined with the largest single VmHWM, so a one-process daemon's true peak is never missed.
+//! a round. Memory: a sampler adds up Pss (from smaps_rollup) over the tree every 50 ms and keeps
+//! the maximum (a sum of RSS would count Dovecot's shared pages once per process); it also keeps
+//! the largest single VmHWM, the true peak of a one-process daemon between samples.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,57 +89,75 @@ fn status_kib(pid: i32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn rss_now(roots: &[i32]) -> (u64, u64) {
+fn mem_now(roots: &[i32]) -> (u64, u64) {
     let stats = all_stats();
     let pids = tree(roots, &stats);
-    let sum = pids.iter().map(|&p| status_kib(p, "VmRSS:")).sum();
+    let pss = pids.iter().map(|&p| pss_kib(p)).sum();
     let hwm = pids
         .iter()
         .map(|&p| status_kib(p, "VmHWM:"))
         .max()
         .unwrap_or(0);
-    (sum, hwm)
+    (pss, hwm)
 }
 
-/// Samples the tree's RSS in a thread until dropped; `peak_kib` is the highest sum seen.
-pub(crate) struct RssSampler {
+fn pss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Samples the tree's memory in a thread until finished: the highest Pss sum and VmHWM seen.
+pub(crate) struct MemSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
+    hwm: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl RssSampler {
+impl MemSampler {
     pub(crate) fn start(roots: Vec<i32>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
-        let (s, p) = (stop.clone(), peak.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let (sum, hwm) = rss_now(&roots);
-                p.fetch_max(sum.max(hwm), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
+        let hwm = Arc::new(AtomicU64::new(0));
+        let (s, p, h) = (stop.clone(), peak.clone(), hwm.clone());
+        let thread = std::thread::spawn(move || loop {
+            let done = s.load(Ordering::Relaxed);
+            let (pss, max_hwm) = mem_now(&roots);
+            p.fetch_max(pss, Ordering::Relaxed);
+            h.fetch_max(max_hwm, Ordering::Relaxed);
+            if done {
+                return;
             }
-            let (sum, hwm) = rss_now(&roots);
-            p.fetch_max(sum.max(hwm), Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(50));
         });
-        RssSampler {
+        MemSampler {
             stop,
             peak,
+            hwm,
             thread: Some(thread),
         }
     }
 
-    /// Stops sampling and returns the peak in KiB.
-    pub(crate) fn finish(mut self) -> u64 {
+    /// Stops sampling; returns (peak Pss sum, largest VmHWM) in KiB.
+    pub(crate) fn finish(mut self) -> (u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.peak.load(Ordering::Relaxed)
+        (
+            self.peak.load(Ordering::Relaxed),
+            self.hwm.load(Ordering::Relaxed),
+        )
     }
 }
 
-impl Drop for RssSampler {
+impl Drop for MemSampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }

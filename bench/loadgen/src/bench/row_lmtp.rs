@@ -49,6 +49,18 @@ fn count(home: &Path) -> usize {
     n
 }
 
+/// The injected fault: removes one delivered file.
+fn lose_one(home: &Path) -> Result<(), String> {
+    let new = home.join("u1/Maildir/new");
+    let victim = std::fs::read_dir(&new)
+        .map_err(|e| format!("{}: {e}", new.display()))?
+        .flatten()
+        .next()
+        .ok_or("fault injection: no file to remove")?;
+    println!("  fault injected: removing {}", victim.path().display());
+    std::fs::remove_file(victim.path()).map_err(|e| format!("{e}"))
+}
+
 /// Runs the smtp-source workers against `target` (`unix:/path`); `per_user` messages each.
 fn load(target: &str, per_user: usize) -> Result<(), String> {
     let threads: Vec<_> = (0..WORKERS)
@@ -195,6 +207,9 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         let t0 = Instant::now();
         load(target, n / USERS)?;
         let elapsed = t0.elapsed();
+        if ctx.fault == Some(Fault::LoseMail) {
+            lose_one(home)?;
+        }
         let got = count(home) - before;
         if got != n {
             return Err(format!(
