@@ -227,6 +227,14 @@ fn chown_tree(path: &Path) {
     assert!(ok, "chown -R {}", path.display());
 }
 
+/// Dovecot's errors and warnings in its log (its own stop signal aside).
+fn complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("Error:") || l.contains("Warning:"))
+        .filter(|l| !l.contains("Killed with signal"))
+        .collect()
+}
+
 /// What one side sees of a message: UID, RFC822.SIZE, sorted flags and keywords.
 type View = BTreeMap<String, (u32, u64, Vec<String>)>;
 
@@ -456,4 +464,78 @@ fn dovecot_reads_our_maildir_and_we_read_dovecots_changes() {
     assert_eq!((ms.bytes as u64, ms.messages as u64), usage, "{text}");
     let (_, sview) = store_view(&m, "INBOX");
     assert_eq!(sview, dview, "{out}");
+    // Dovecot found nothing to complain about in what we wrote
+    let log = dc.log();
+    assert!(complaints(&log).is_empty(), "{log}");
+}
+
+/// Dovecot's own LDA and the store crate deliver into one Maildir at the same time: both take
+/// `dovecot-uidlist.lock` the same way, so every message gets its own UID, and Dovecot imap and
+/// the store crate list the same UIDs afterwards.
+#[test]
+fn concurrent_deliveries_with_dovecot_lda() {
+    require_root("the Dovecot interop test (Dovecot's mail user must differ from root)");
+    let dc = DovecotImap::new();
+    let m = Maildir::open(dc.maildir());
+    m.create_if_missing().unwrap();
+    chown_tree(&dc.dir.join("home"));
+    // the LDA looks the user up in the running Dovecot's auth service
+    dc.start();
+    let lda_runs = 25;
+    // ours keep delivering (paced) until the LDA runs are over, so the two really overlap
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ours: Vec<_> = (0..4)
+        .map(|t| {
+            let m = m.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                // write as the mail user, from this thread only (like mda-lmtp does)
+                let uid = nix::unistd::Uid::from_raw(MAIL_UID);
+                let gid = nix::unistd::Gid::from_raw(MAIL_UID);
+                nix::unistd::setfsgid(gid);
+                nix::unistd::setfsuid(uid);
+                let mut uids = Vec::new();
+                for i in 0.. {
+                    if done.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(15));
+                    let id = format!("ours-{t}-{i}");
+                    let d = m
+                        .deliver(None, &mail(&id, "x"), &Default::default())
+                        .unwrap();
+                    uids.push((format!("{id}@pochta.test"), d.uid));
+                }
+                uids
+            })
+        })
+        .collect();
+    for i in 0..lda_runs {
+        dc.lda(&mail(&format!("lda-{i}"), "y"));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut expected = BTreeMap::new();
+    for t in ours {
+        expected.extend(t.join().unwrap());
+    }
+    let out = dc.python("dump('INBOX')\n");
+    let (duidv, dview) = dovecot_view(&out, "INBOX");
+    assert!(
+        expected.len() > 4 * 5,
+        "too little overlap: {}",
+        expected.len()
+    );
+    assert_eq!(dview.len(), expected.len() + lda_runs, "{out}");
+    let mut uids: Vec<u32> = dview.values().map(|v| v.0).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids.len(), dview.len(), "duplicate UIDs: {out}");
+    for (mid, uid) in &expected {
+        assert_eq!(dview.get(mid).map(|v| v.0), Some(*uid), "{mid}: {out}");
+    }
+    let (suidv, sview) = store_view(&m, "INBOX");
+    assert_eq!(suidv, duidv);
+    assert_eq!(sview, dview, "{out}");
+    let log = dc.log();
+    assert!(complaints(&log).is_empty(), "{log}");
 }
