@@ -494,3 +494,168 @@ fn sync_big_mailbox() {
         );
     }
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Deliver {
+        seen: bool,
+        kw: Option<u8>,
+    },
+    Store {
+        pick: usize,
+        op: u8,
+        flagged: bool,
+        kw: Option<u8>,
+    },
+    Expunge {
+        pick: usize,
+    },
+    Sync {
+        move_new: bool,
+    },
+}
+
+fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    let kw = proptest::option::of(0u8..4);
+    prop_oneof![
+        (any::<bool>(), kw.clone()).prop_map(|(seen, kw)| Op::Deliver { seen, kw }),
+        (any::<usize>(), 0u8..3, any::<bool>(), kw).prop_map(|(pick, op, flagged, kw)| Op::Store {
+            pick,
+            op,
+            flagged,
+            kw
+        }),
+        any::<usize>().prop_map(|pick| Op::Expunge { pick }),
+        any::<bool>().prop_map(|move_new| Op::Sync { move_new }),
+    ]
+}
+
+/// Model check: after any sequence of deliveries, flag changes, expunges and syncs, a sync lists
+/// exactly the model's UIDs, flags and keywords, and UIDs never repeat.
+fn run_model(ops: Vec<Op>) -> std::result::Result<(), proptest::test_runner::TestCaseError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = TempDir::new();
+    let m = md(&dir);
+    let names = ["$Junk", "$NonJunk", "Work", "Later"];
+    // uid -> (seen, flagged, keywords)
+    let mut model: BTreeMap<u32, (bool, bool, BTreeSet<String>)> = BTreeMap::new();
+    let mut last_uid = 0;
+    for op in ops {
+        match op {
+            Op::Deliver { seen, kw } => {
+                let opts = DeliverOptions {
+                    flags: if seen {
+                        Flags::empty().with(SystemFlag::Seen)
+                    } else {
+                        Flags::empty()
+                    },
+                    keywords: kw
+                        .map(|k| names[usize::from(k)].to_string())
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                };
+                let d = m.deliver(None, b"m\n", &opts).unwrap();
+                proptest::prop_assert!(d.uid > last_uid);
+                last_uid = d.uid;
+                let kws = kw
+                    .map(|k| names[usize::from(k)].to_string())
+                    .into_iter()
+                    .collect();
+                model.insert(d.uid, (seen, false, kws));
+            }
+            Op::Store {
+                pick,
+                op,
+                flagged,
+                kw,
+            } => {
+                if model.is_empty() {
+                    continue;
+                }
+                let mb = m.inbox().unwrap();
+                let st = mb.sync(SyncOptions::default()).unwrap();
+                let msg = &st.messages[pick % st.messages.len()];
+                let flags = if flagged {
+                    Flags::empty().with(SystemFlag::Flagged)
+                } else {
+                    Flags::empty()
+                };
+                let kws: Vec<String> = kw
+                    .map(|k| names[usize::from(k)].to_string())
+                    .into_iter()
+                    .collect();
+                let (fop, e) = match op {
+                    0 => (FlagOp::Add, 0),
+                    1 => (FlagOp::Remove, 1),
+                    _ => (FlagOp::Replace, 2),
+                };
+                mb.store_flags(msg, fop, flags, &kws).unwrap();
+                let entry = model.get_mut(&msg.uid).unwrap();
+                match e {
+                    0 => {
+                        entry.1 |= flagged;
+                        entry.2.extend(kws);
+                    }
+                    1 => {
+                        if flagged {
+                            entry.1 = false;
+                        }
+                        for k in &kws {
+                            entry.2.remove(k);
+                        }
+                    }
+                    _ => {
+                        entry.0 = false;
+                        entry.1 = flagged;
+                        entry.2 = kws.into_iter().collect();
+                    }
+                }
+            }
+            Op::Expunge { pick } => {
+                if model.is_empty() {
+                    continue;
+                }
+                let mb = m.inbox().unwrap();
+                let st = mb.sync(SyncOptions::default()).unwrap();
+                let msg = st.messages[pick % st.messages.len()].clone();
+                proptest::prop_assert_eq!(
+                    mb.expunge(std::slice::from_ref(&msg)).unwrap(),
+                    vec![msg.uid]
+                );
+                model.remove(&msg.uid);
+            }
+            Op::Sync { move_new } => {
+                let mb = m.inbox().unwrap();
+                mb.sync(SyncOptions {
+                    move_new_to_cur: move_new,
+                })
+                .unwrap();
+            }
+        }
+        let st = m.inbox().unwrap().sync(SyncOptions::default()).unwrap();
+        let got: BTreeMap<u32, (bool, bool, BTreeSet<String>)> = st
+            .messages
+            .iter()
+            .map(|x| {
+                let f = (
+                    x.flags.contains(SystemFlag::Seen),
+                    x.flags.contains(SystemFlag::Flagged),
+                );
+                (x.uid, (f.0, f.1, x.keywords.iter().cloned().collect()))
+            })
+            .collect();
+        proptest::prop_assert_eq!(&got, &model);
+        proptest::prop_assert!(st.next_uid > last_uid);
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    #[test]
+    fn store_matches_model(ops in proptest::collection::vec(arb_op(), 1..25)) {
+        run_model(ops)?;
+    }
+}
