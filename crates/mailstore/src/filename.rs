@@ -514,6 +514,22 @@ mod tests {
         let n = f("1700000000.M1P2.host,S=1234:2,RS");
         assert_eq!(n.size(), Some(1234));
         assert_eq!(n.flags().letters(), "RS");
+        // Courier maildrop/deliverquota: dev/inode/pid/usec tokens and `_<n>` suffix
+        let n = f(
+            "1700000000.M123456P4321V0000000000000803I00000000001A2B3C_0.mail.example,S=1234:2,FS",
+        );
+        assert_eq!((n.size(), n.vsize()), (Some(1234), None));
+        assert_eq!(
+            n.base(),
+            "1700000000.M123456P4321V0000000000000803I00000000001A2B3C_0.mail.example,S=1234"
+        );
+        assert_eq!(n.flags().letters(), "FS");
+        // host names with escaped '/' and ':' (maildir(5))
+        let n = f("1700000000.M1P2.ho\\057st\\072x,S=5:2,S");
+        assert_eq!(
+            (n.size(), n.base()),
+            (Some(5), "1700000000.M1P2.ho\\057st\\072x,S=5")
+        );
         // Size ended by something else is no size
         assert_eq!(f("1.M1P2.host,S=12x").size(), None);
         assert_eq!(f("1.M1P2.host,S=12,W=30").vsize(), Some(30));
