@@ -76,9 +76,16 @@ pub(crate) async fn serve(authd: Arc<Authd>, mut conn: Connection, connection_id
                 Ok(ev) => c.event(&mut proto, &mut exchanges, ev),
                 Err(e) => {
                     tracing::info!(error = %e, "auth client protocol error");
-                    if e.disposition() == Disposition::Disconnect {
-                        let _ = conn.write_all(&proto.take_output()).await;
-                        return;
+                    match e.disposition() {
+                        Disposition::Disconnect => {
+                            let _ = conn.write_all(&proto.take_output()).await;
+                            return;
+                        }
+                        // The codec already answered FAIL and forgot the request: so do we,
+                        // or a client could pile up abandoned exchanges.
+                        Disposition::Failed(id) => {
+                            exchanges.remove(&id);
+                        }
                     }
                 }
             }
