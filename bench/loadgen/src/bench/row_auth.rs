@@ -73,7 +73,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let dc_client = dovecot.socket("auth-client");
     let mut out = Vec::new();
     for (name, users, requests) in [
-        ("auth PLAIN, {PLAIN} users", &plain, ctx.scaled(20_000)),
+        ("auth PLAIN, {PLAIN} users", &plain, ctx.scaled(50_000)),
         (
             "auth PLAIN, {SHA512-CRYPT} users",
             &crypt,

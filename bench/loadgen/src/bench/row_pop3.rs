@@ -1,7 +1,8 @@
 //! Row `pop3`: POP3 download throughput, pochta-pop3d (with pochta-authd) against Dovecot
 //! pop3 (its own passwd-file passdb/userdb). Both read copies of the same Maildirs: 10 users with
 //! 1,000 messages of 4 KiB each, written straight into Maildir/cur (LF line ends, as Dovecot
-//! stores mail). Load: pochta-loadgen pop3, 10 concurrent sessions, one per user: USER/PASS,
+//! stores mail). Load: pochta-loadgen pop3, 30 sessions (each mailbox three times), 10 at a
+//! time, each USER/PASS,
 //! STAT (must say 1,000), UIDL, RETR 1..1000 (each must be the exact CRLF size), QUIT. Plaintext
 //! USER/PASS from 127.0.0.0/8 is allowed the same way on both sides (Dovecot
 //! login_trusted_networks, pochta trusted_networks). The warm-up round (discarded) is a full
@@ -19,6 +20,8 @@ use crate::peers::{Daemon, Dovecot};
 
 const USERS: usize = 10;
 const MESSAGES: usize = 1000;
+/// Sessions a round: every mailbox is downloaded three times, 10 sessions at a time.
+const SESSIONS: usize = 30;
 /// Body lines of 76 characters + LF: 53 lines ≈ 4 KiB with the header.
 const BODY_LINES: usize = 53;
 
@@ -204,8 +207,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio: {e}"))?;
-    let sessions = ctx.scaled(USERS);
-    let name = "POP3 RETR, 10 sessions × 1,000 × 4 KiB";
+    let sessions = ctx.scaled(SESSIONS);
+    let name = "POP3 RETR, 10 concurrent sessions, 1,000 × 4 KiB each";
     let results = run_rounds(name, ctx.rounds, &mut sides, |s, _warmup| {
         let o = rt.block_on(pop3::run(pop3::Options {
             addr: addrs[s].clone(),
@@ -233,7 +236,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     Ok(vec![Measurement {
         name: name.into(),
         load: format!(
-            "pochta-loadgen pop3: {sessions} concurrent sessions (one per user): USER/PASS, STAT, \
+            "pochta-loadgen pop3: {sessions} sessions over {USERS} users, {USERS} at a time, each \
+             USER/PASS, STAT, \
              UIDL, RETR 1..{MESSAGES} ({wire_size} octets each, checked), QUIT; the warm-up \
              round is a full round (builds both sides' indexes); p99 is per RETR"
         ),
