@@ -108,10 +108,13 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         if let Ok(pid) = std::fs::read_to_string(self.base.join("master.pid")) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                // Wait for it to go, so that it writes nothing into the removed directory.
+                let end = Instant::now() + Duration::from_secs(5);
+                while nix::sys::signal::kill(pid, None).is_ok() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
     }
