@@ -317,6 +317,18 @@ impl Authd {
     pub fn log(&self) -> String {
         self.daemon.log()
     }
+
+    /// Kills the daemon (no goodbye to its clients) and starts it again on the same sockets.
+    pub fn restart(&mut self) {
+        let _ = self.daemon.child.kill();
+        let _ = self.daemon.child.wait();
+        let _ = std::fs::remove_file(self.dir.join("notify.sock"));
+        let mut notify = Notify::new(&self.dir);
+        let mut cmd = Command::new(crate::config::daemon_bin("authd"));
+        cmd.arg("-c").arg(self.dir.join("authd.toml"));
+        self.daemon = Daemon::spawn(cmd, &self.dir, &notify);
+        notify.wait_for("READY=1", &mut self.daemon);
+    }
 }
 
 const MECHS: &str =
@@ -1238,4 +1250,33 @@ fn pochta_auth_commands_match_doveadm() {
             assert_eq!(ours, theirs, "user {user} on {userdb}");
         }
     }
+}
+
+/// Both clients keep one connection and re-open it when authd went away (restart, crash).
+#[test]
+fn clients_reconnect_after_authd_restart() {
+    let mut a = Authd::start(&users_file(), "failure_delay = \"100ms\"");
+    let rt = rt();
+    let sasl = SaslClient::new(&a.client);
+    let userdb = UserdbClient::new(&a.userdb);
+    let login = |sasl: SaslClient| async move {
+        let ir = plain_ir("alice@example.org", "wonderland");
+        exchange(&sasl, request("PLAIN"), Some(ir), &[]).await
+    };
+    rt.block_on(async {
+        assert!(matches!(
+            login(sasl.clone()).await,
+            Ok(SaslStep::Success(_))
+        ));
+        let u = userdb.lookup("alice@example.org", "lmtp", None, None).await;
+        assert_eq!(u.unwrap().unwrap().uid(), Some(5000));
+    });
+    a.restart();
+    rt.block_on(async {
+        // The old connections are dead: each client notices and connects again by itself.
+        let r = login(sasl.clone()).await;
+        assert!(matches!(r, Ok(SaslStep::Success(_))), "{r:?}\n{}", a.log());
+        let u = userdb.lookup("alice@example.org", "lmtp", None, None).await;
+        assert_eq!(u.unwrap().unwrap().uid(), Some(5000), "{}", a.log());
+    });
 }
