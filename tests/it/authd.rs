@@ -1280,3 +1280,40 @@ fn clients_reconnect_after_authd_restart() {
         assert_eq!(u.unwrap().unwrap().uid(), Some(5000), "{}", a.log());
     });
 }
+
+/// passwd-file extra fields (nopassword, allow_nets) and re-reading the file when it changes.
+#[test]
+fn passwd_file_policy_and_reread() {
+    let users = "eve@example.org::::::: nopassword\n\
+                 net@example.org:{PLAIN}pw::::::allow_nets=192.0.2.0/24,::1\n";
+    let a = Authd::start(users, "failure_delay = \"100ms\"");
+    rt().block_on(async {
+        let sasl = SaslClient::new(&a.client);
+        let from = |ip: &str, user: &str, pass: &str| {
+            let mut r = request("PLAIN");
+            r.remote_ip = Some(ip.parse().unwrap());
+            r.no_penalty = true;
+            let sasl = sasl.clone();
+            let ir = plain_ir(user, pass);
+            async move { exchange(&sasl, r, Some(ir), &[]).await.unwrap() }
+        };
+        let success = |s: &SaslStep| matches!(s, SaslStep::Success(_));
+        assert!(success(
+            &from("127.0.0.1", "eve@example.org", "anything").await
+        ));
+        assert!(success(&from("192.0.2.9", "net@example.org", "pw").await));
+        assert!(success(&from("::1", "net@example.org", "pw").await));
+        let outside = from("198.51.100.1", "net@example.org", "pw").await;
+        assert!(matches!(outside, SaslStep::Failure(_)), "{outside:?}");
+        // A new user is seen as soon as the file changes, without a reload.
+        let late = from("127.0.0.1", "late@example.org", "pw").await;
+        assert!(matches!(late, SaslStep::Failure(_)));
+        std::fs::write(
+            a.dir.join("users"),
+            format!("{users}late@example.org:{{PLAIN}}pw::::::\n"),
+        )
+        .unwrap();
+        let late = from("127.0.0.1", "late@example.org", "pw").await;
+        assert!(success(&late), "{late:?}\n{}", a.log());
+    });
+}
