@@ -353,6 +353,8 @@ struct Setup {
     pop3d: Daemon,
     plain_port: u16,
     tls_port: u16,
+    /// A third listener with `max_connections = 1` and `idle_timeout = "1s"`.
+    limited_port: u16,
     maildir: PathBuf,
 }
 
@@ -382,13 +384,15 @@ impl Setup {
         let pop3d_dir = TempDir::new("pop3d");
         let (cert, key) = (pop3d_dir.join("cert.pem"), pop3d_dir.join("key.pem"));
         write_cert(&cert, &key);
-        let (plain_port, tls_port) = (free_port(), free_port());
+        let (plain_port, tls_port, limited_port) = (free_port(), free_port(), free_port());
         let config = format!(
             "[server]\nlog_level = \"debug\"\n\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
              [[listener]]\nservice = \"pop3\"\naddress = \"127.0.0.1:{plain_port}\"\n\
              tls = \"starttls\"\n\n\
              [[listener]]\nservice = \"pop3s\"\naddress = \"127.0.0.1:{tls_port}\"\n\
              tls = \"implicit\"\n\n\
+             [[listener]]\nservice = \"pop3\"\naddress = \"127.0.0.1:{limited_port}\"\n\
+             max_connections = 1\nidle_timeout = \"1s\"\n\n\
              [auth]\nclient_socket = \"{}\"\nuserdb_socket = \"{}\"\n\n\
              [mail]\nlocation = \"{}/%n/Maildir\"\n",
             cert.display(),
@@ -413,6 +417,7 @@ impl Setup {
             pop3d,
             plain_port,
             tls_port,
+            limited_port,
         }
     }
 
@@ -639,6 +644,17 @@ fn refusals_plaintext_wrong_password_bad_input() {
     assert!(c.closed());
     let mut c = connect(s.plain_port);
     assert!(c.line().starts_with("+OK"), "{}", s.logs());
+
+    // Connection limit and idle timeout (here 1 connection, 1 s; the default idle is 10 min).
+    let mut first = connect(s.limited_port);
+    assert!(first.line().starts_with("+OK"));
+    let mut second = connect(s.limited_port);
+    assert_eq!(second.line(), "-ERR [SYS/TEMP] Too many connections.\r\n");
+    assert!(second.closed());
+    let t = Instant::now();
+    assert_eq!(first.line(), "-ERR Disconnected for inactivity.\r\n");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(first.closed());
     assert!(s.pop3d_dir.join("pop3d.toml").exists());
 }
 
