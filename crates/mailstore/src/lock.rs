@@ -1,5 +1,6 @@
-//! Dovecot-compatible dot-locks (`src/lib/file-dotlock.c`): `<file>.lock` created with
-//! `O_CREAT|O_EXCL` and containing `<pid>:<hostname>`. A lock is taken over when its holder is a
+//! Dovecot-compatible dot-locks (`src/lib/file-dotlock.c`): `<file>.lock` containing
+//! `<pid>:<hostname>`, created atomically with its content (temporary file + link(2), Dovecot's
+//! method without `dotlock_use_excl`; it excludes Dovecot's `O_EXCL` method and vice versa). A lock is taken over when its holder is a
 //! dead local process (checked once the lock is older than 2 s), or when neither the lock nor the
 //! file it protects has changed for the stale timeout. Holders touch the lock to keep it fresh.
 
@@ -7,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -152,32 +154,17 @@ impl DotLock {
         let mut wait = Duration::from_millis(2 + jitter_ms() % 8);
         let stale = settings.stale_timeout.as_secs() as i64;
         loop {
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&lock_path)
-            {
-                Ok(mut file) => {
-                    let content = format!("{}:{}", std::process::id(), raw_hostname());
-                    if file.write_all(content.as_bytes()).is_err() {
-                        // like Dovecot: an empty lock is still a lock
-                        let _ = file.set_len(0);
-                    }
-                    let md = file
-                        .metadata()
-                        .map_err(|e| Error::io("fstat", &lock_path, e))?;
-                    return Ok(DotLock {
-                        target: target.to_path_buf(),
-                        lock_path,
-                        file: Some(file),
-                        dev: md.dev(),
-                        ino: md.ino(),
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io("open", &lock_path, e)),
+            if let Some(file) = try_create(&lock_path)? {
+                let md = file
+                    .metadata()
+                    .map_err(|e| Error::io("fstat", &lock_path, e))?;
+                return Ok(DotLock {
+                    target: target.to_path_buf(),
+                    lock_path,
+                    file: Some(file),
+                    dev: md.dev(),
+                    ino: md.ino(),
+                });
             }
             let now = now_secs();
             let md = match fs::symlink_metadata(&lock_path) {
@@ -268,6 +255,38 @@ impl DotLock {
             Err(e) => Err(Error::io("lstat", &self.lock_path, e)),
         }
     }
+}
+
+/// Creates the lock with its `<pid>:<host>` content already in it: the content goes into a
+/// temporary file (`.temp.<host>.<pid>.<n>`, Dovecot's temp prefix) that is then hard-linked to
+/// the lock name, which fails if the lock exists (Dovecot's non-`O_EXCL` dotlock method; both
+/// methods exclude each other). So a crash never leaves an empty lock, which waiters could only
+/// override after the full stale timeout. `None`: the lock exists.
+fn try_create(lock_path: &Path) -> Result<Option<File>> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = lock_path.parent().unwrap_or(Path::new("."));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let host = raw_hostname().replace('/', "_");
+    let tmp = dir.join(format!(".temp.{host}.{}.{n}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io("open", &tmp, e))?;
+    let content = format!("{}:{}", std::process::id(), raw_hostname());
+    let linked = f
+        .write_all(content.as_bytes())
+        .map_err(|e| Error::io("write", &tmp, e))
+        .and_then(|()| match fs::hard_link(&tmp, lock_path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io("link", lock_path, e)),
+        });
+    let _ = fs::remove_file(&tmp);
+    Ok(linked?.then_some(f))
 }
 
 fn override_lock(lock_path: &Path) -> Result<()> {

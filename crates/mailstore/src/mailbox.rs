@@ -345,26 +345,12 @@ impl Mailbox {
     }
 
     /// Deletes `tmp/` files older than 36 h (leftovers of crashed deliveries). Returns how many.
+    /// Dot-lock temporary files (`.temp.*`) of crashed processes in the mailbox directory go
+    /// too.
     pub fn sweep_tmp(&self) -> Result<usize> {
-        let tmp = self.dir.join("tmp");
-        let rd = match fs::read_dir(&tmp) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io("opendir", &tmp, e)),
-        };
         let limit = now_secs() - TMP_MAX_AGE.as_secs() as i64;
-        let mut n = 0;
-        for entry in rd.flatten() {
-            let Ok(md) = entry.metadata() else { continue };
-            // Dovecot looks at atime, mtime and ctime: a file is garbage when all are old
-            if md.is_file() && md.atime().max(md.mtime()).max(md.ctime()) < limit {
-                match fs::remove_file(entry.path()) {
-                    Ok(()) => n += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("unlink", &entry.path(), e)),
-                }
-            }
-        }
+        let mut n = sweep_dir(&self.dir.join("tmp"), limit, |_| true)?;
+        n += sweep_dir(&self.dir, limit, |name| name.starts_with(".temp."))?;
         Ok(n)
     }
 
@@ -376,6 +362,10 @@ impl Mailbox {
                 return Ok((sub, name.to_string()));
             }
         }
+        self.locate_by_scan(base)
+    }
+
+    fn locate_by_scan(&self, base: &str) -> Result<(Subdir, String)> {
         let files = self.scan()?;
         match files.get(base) {
             Some(f) => Ok((f.subdir, f.name.as_str().to_string())),
@@ -561,4 +551,29 @@ pub fn count_vsize(path: &Path) -> io::Result<u64> {
         counter.update(&buf[..n]);
     }
     Ok(counter.vsize())
+}
+
+/// Deletes the regular files of `dir` selected by `pick` whose times are all before `limit`.
+fn sweep_dir(dir: &Path, limit: i64, pick: impl Fn(&str) -> bool) -> Result<usize> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("opendir", dir, e)),
+    };
+    let mut n = 0;
+    for entry in rd.flatten() {
+        if !pick(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let Ok(md) = entry.metadata() else { continue };
+        // Dovecot looks at atime, mtime and ctime: a file is garbage when all are old
+        if md.is_file() && md.atime().max(md.mtime()).max(md.ctime()) < limit {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("unlink", &entry.path(), e)),
+            }
+        }
+    }
+    Ok(n)
 }
