@@ -854,3 +854,80 @@ fn two_sessions_of_one_user_and_mail_arriving_meanwhile() {
     let dc = poplib(s.dovecot.pop3_port, "plain", USER, PASS, "list");
     assert_eq!(dc.all("uidl"), after.all("uidl"));
 }
+
+/// Replays `pop3d/tests/live/*.pop3` over loopback against the built binary (the format of the
+/// in-process transcripts, plus `*` prefix matches and `S: ...` skips for live data).
+fn replay_live(s: &Setup, path: &Path) {
+    trait Rw: std::io::Read + Write {}
+    impl<T: std::io::Read + Write> Rw for T {}
+    let text = std::fs::read_to_string(path).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", s.plain_port)).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let raw = tcp.try_clone().unwrap();
+    let mut c: LineClient<Box<dyn Rw>> = LineClient::new(Box::new(tcp));
+    let mut pending = String::new();
+    let mut lines = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .peekable();
+    let ctx = |what: &str| format!("{}: {what}\n{}", path.display(), s.pop3d.log());
+    while let Some(line) = lines.next() {
+        if let Some(cmd) = line.strip_prefix("C: ").or(line.strip_prefix("C:")) {
+            match cmd.strip_prefix("@long ") {
+                Some(n) => pending.push_str(&"A".repeat(n.parse().unwrap())),
+                None => pending.push_str(cmd),
+            }
+            pending.push_str("\r\n");
+            continue;
+        }
+        if !pending.is_empty() {
+            c.send(&pending);
+            pending.clear();
+        }
+        let expect = line
+            .strip_prefix("S: ")
+            .or(line.strip_prefix("S:"))
+            .unwrap();
+        match expect {
+            "<starttls>" => {
+                c = LineClient::new(Box::new(tls_wrap(raw.try_clone().unwrap())));
+            }
+            "<close>" => assert!(c.closed(), "{}", ctx("not closed")),
+            "..." => {
+                let next = lines.next().unwrap().strip_prefix("S: ").unwrap_or("");
+                let mut n = 0;
+                while c.line().trim_end_matches("\r\n") != next {
+                    n += 1;
+                    assert!(n < 100, "{}", ctx(&format!("never saw {next:?}")));
+                }
+            }
+            _ => {
+                let got = c.line();
+                let got = got.strip_suffix("\r\n").unwrap_or(&got);
+                let ok = match expect.strip_suffix('*') {
+                    Some(prefix) => got.starts_with(prefix),
+                    None => got == expect,
+                };
+                assert!(ok, "{}", ctx(&format!("expected {expect:?}, got {got:?}")));
+            }
+        }
+    }
+}
+
+#[test]
+fn live_transcripts_against_the_binary() {
+    require_root("the private Dovecot (LMTP delivers as the mail user)");
+    let s = Setup::start();
+    lmtp_deliver(&s.dovecot.base.join("run/lmtp"), USER, (1..=3).map(message));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pop3d/tests/live");
+    let mut files = files_in(&dir);
+    files.sort();
+    assert!(
+        files.len() >= 2,
+        "live transcripts missing in {}",
+        dir.display()
+    );
+    for f in files {
+        replay_live(&s, &f);
+    }
+}
