@@ -1,8 +1,9 @@
 //! Dovecot-compatible dot-locks (`src/lib/file-dotlock.c`): `<file>.lock` containing
 //! `<pid>:<hostname>`, created atomically with its content (temporary file + link(2), Dovecot's
-//! method without `dotlock_use_excl`; it excludes Dovecot's `O_EXCL` method and vice versa). A lock is taken over when its holder is a
-//! dead local process (checked once the lock is older than 2 s), or when neither the lock nor the
-//! file it protects has changed for the stale timeout. Holders touch the lock to keep it fresh.
+//! method without `dotlock_use_excl`; it excludes Dovecot's `O_EXCL` method and vice versa). A lock
+//! is taken over when its holder is a dead local process (checked once the lock is older than 2 s),
+//! or when neither the lock nor the file it protects has changed for the stale timeout. Holders
+//! touch the lock to keep it fresh.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
