@@ -257,7 +257,7 @@ impl Mailbox {
 
     /// The writing part of a sync, under the uidlist lock.
     fn sync_locked(&self, opts: SyncOptions) -> Result<(UidList, HashMap<String, Found>)> {
-        let _lock = DotLock::acquire(&self.dir.join(uidlist::UIDLIST_NAME), LockSettings::UIDLIST)?;
+        let lock = DotLock::acquire(&self.dir.join(uidlist::UIDLIST_NAME), LockSettings::UIDLIST)?;
         if opts.move_new_to_cur {
             self.move_new_to_cur()?;
             self.sweep_tmp()?;
@@ -285,7 +285,14 @@ impl Mailbox {
             .collect();
         unknown.sort_by(|a, b| dovecot_sort_cmp(a.name.as_str(), b.name.as_str()));
         let mut added = Vec::with_capacity(unknown.len());
+        let mut touched = std::time::Instant::now();
         for f in unknown {
+            // counting sizes of many files can take long: keep the lock fresh, as Dovecot does,
+            // so that waiters don't take it over as stale
+            if touched.elapsed() > Duration::from_secs(10) {
+                lock.touch()?;
+                touched = std::time::Instant::now();
+            }
             if list.next_uid >= u32::MAX - 1 {
                 break;
             }
