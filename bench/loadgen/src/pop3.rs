@@ -1,7 +1,6 @@
 //! POP3 load: concurrent sessions, each logs in (USER/PASS), then STAT, UIDL, RETR of every
 //! message one after another (latency per RETR), QUIT — a client downloading a mailbox.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,16 +113,16 @@ async fn session(opts: &Options, user: &str, pass: &str, out: &mut Outcome) -> R
     Ok(())
 }
 
-async fn worker(opts: Arc<Options>, next: Arc<AtomicUsize>) -> Result<Outcome, String> {
+/// Worker `k` runs sessions k, k + concurrency, …; session i logs in as users[i % users]. With
+/// as many users as workers every mailbox has one session at a time (the usual client load;
+/// concurrent sessions on one mailbox are a different test).
+async fn worker(opts: Arc<Options>, k: usize) -> Result<Outcome, String> {
     let mut out = Outcome::default();
-    loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= opts.sessions {
-            return Ok(out);
-        }
+    for i in (k..opts.sessions).step_by(opts.concurrency) {
         let (user, pass) = &opts.users[i % opts.users.len()];
         session(&opts, user, pass, &mut out).await?;
     }
+    Ok(out)
 }
 
 /// Runs the load; an error means the run is not a result.
@@ -132,10 +131,9 @@ pub async fn run(opts: Options) -> Result<Outcome, String> {
         return Err("no users or no concurrency".into());
     }
     let opts = Arc::new(opts);
-    let next = Arc::new(AtomicUsize::new(0));
     let t0 = Instant::now();
     let tasks: Vec<_> = (0..opts.concurrency)
-        .map(|_| tokio::spawn(worker(opts.clone(), next.clone())))
+        .map(|k| tokio::spawn(worker(opts.clone(), k)))
         .collect();
     let mut total = Outcome::default();
     let mut first_err = None;
