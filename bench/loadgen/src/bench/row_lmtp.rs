@@ -17,7 +17,7 @@ const USERS: usize = 100;
 const WORKERS: usize = 10;
 const SIZE: usize = 4096;
 
-fn passwd(ctx: &Ctx, home: &Path) -> Result<String, String> {
+pub(crate) fn passwd(ctx: &Ctx, home: &Path) -> Result<String, String> {
     mkdir(home)?;
     ctx.give(home)?;
     let mut s = String::new();
@@ -36,7 +36,7 @@ fn passwd(ctx: &Ctx, home: &Path) -> Result<String, String> {
 }
 
 /// Delivered files in all users' Maildirs.
-fn count(home: &Path) -> usize {
+pub(crate) fn count(home: &Path) -> usize {
     let mut n = 0;
     for k in 1..=USERS {
         for sub in ["new", "cur"] {
@@ -63,13 +63,22 @@ fn lose_one(home: &Path) -> Result<(), String> {
 
 /// Runs the smtp-source workers against `target` (`unix:/path`); `per_user` messages each.
 fn load(target: &str, per_user: usize) -> Result<(), String> {
+    workers(target, per_user, &["-L"])
+}
+
+/// WORKERS parallel workers, each sending `per_user` messages to each of its users with
+/// `smtp-source FLAGS -s 1 -m per_user -l SIZE`, one user after another.
+pub(crate) fn workers(target: &str, per_user: usize, flags: &[&str]) -> Result<(), String> {
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
     let threads: Vec<_> = (0..WORKERS)
         .map(|w| {
             let target = target.to_owned();
+            let flags = flags.clone();
             std::thread::spawn(move || -> Result<(), String> {
                 for k in (w + 1..=USERS).step_by(WORKERS) {
                     let out = Command::new("smtp-source")
-                        .args(["-L", "-s", "1", "-m", &per_user.to_string()])
+                        .args(&flags)
+                        .args(["-s", "1", "-m", &per_user.to_string()])
                         .args(["-l", &SIZE.to_string(), "-f", "bench@bench.test"])
                         .args(["-t", &format!("u{k}@bench.test"), &target])
                         .output()
