@@ -202,17 +202,53 @@ impl Pop3 {
                 }
                 Action::Fetch { index, body_lines } => {
                     let top = body_lines.is_some();
-                    let result = match maildrop.clone() {
-                        Some(m) => tokio::task::spawn_blocking(move || m.read(index))
-                            .await
-                            .unwrap_or(Err(StoreError::Temporary)),
-                        None => Err(StoreError::Temporary),
+                    let Some(m) = maildrop.clone() else {
+                        let _ = s.fetch_begin(Err(StoreError::Temporary));
+                        continue;
                     };
-                    if let Err(e) = &result {
-                        tracing::warn!(user, index, error = ?e, "cannot read message");
-                    }
+                    let first = tokio::task::spawn_blocking(move || {
+                        let f = m.open_message(index)?;
+                        read_chunk(f).map_err(|_| StoreError::Temporary)
+                    })
+                    .await
+                    .unwrap_or(Err(StoreError::Temporary));
+                    let (mut file, mut chunk) = match first {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(user, index, error = ?e, "cannot read message");
+                            let _ = s.fetch_begin(Err(e));
+                            continue;
+                        }
+                    };
+                    let Some(mut enc) = s.fetch_begin(Ok(())) else {
+                        continue;
+                    };
                     retrieved += usize::from(!top);
-                    s.fetched(result);
+                    out.extend_from_slice(&s.take_output());
+                    let mut failed = false;
+                    loop {
+                        enc.push(&chunk, &mut out);
+                        if out.len() >= FLUSH_AT && !flush(&mut conn, &mut out).await {
+                            failed = true;
+                            break;
+                        }
+                        if chunk.len() < READ_CHUNK || enc.done() {
+                            break;
+                        }
+                        match tokio::task::spawn_blocking(move || read_chunk(file)).await {
+                            Ok(Ok((f, c))) => (file, chunk) = (f, c),
+                            _ => {
+                                // The status line is out: POP3 has no way to report this.
+                                tracing::error!(user, index, "read error in the middle of RETR");
+                                failed = true;
+                                break;
+                            }
+                        }
+                    }
+                    if failed {
+                        break;
+                    }
+                    enc.finish(&mut out);
                 }
                 Action::Update { delete, seen } => {
                     let seen = if self.config.pop3.mark_seen {
@@ -246,6 +282,18 @@ impl Pop3 {
             tracing::info!(user, retrieved, deleted, "disconnected");
         }
     }
+}
+
+/// Bytes read from a message file per blocking call.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Reads up to [`READ_CHUNK`] bytes; fewer means the end of the file. Blocking.
+fn read_chunk(f: std::fs::File) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(READ_CHUNK.min(64 * 1024));
+    let mut limited = f.take(READ_CHUNK as u64);
+    limited.read_to_end(&mut buf)?;
+    Ok((limited.into_inner(), buf))
 }
 
 async fn flush(conn: &mut Connection, out: &mut Vec<u8>) -> bool {

@@ -6,31 +6,105 @@
 /// `body_lines`: `None` for the whole message (RETR), `Some(n)` for TOP.
 pub fn encode_message(data: &[u8], body_lines: Option<u64>, out: &mut Vec<u8>) {
     out.reserve(data.len() + data.len() / 32 + 8);
-    let mut in_body = false;
-    let mut body_sent = 0u64;
-    let mut rest = data;
-    while !rest.is_empty() {
-        if in_body && body_lines.is_some_and(|n| body_sent >= n) {
-            break;
+    let mut e = Encoder::new(body_lines);
+    e.push(data, out);
+    e.finish(out);
+}
+
+/// The same encoding fed in chunks of any size, so a big message is sent without holding it
+/// (or its encoded copy) in memory.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    /// Nothing of the current line was written yet.
+    line_start: bool,
+    /// A CR was read and the next byte decides whether it ends the line.
+    pending_cr: bool,
+    /// The blank line after the header was passed.
+    in_body: bool,
+    /// TOP: body lines still to send.
+    body_lines: Option<u64>,
+    /// TOP has sent all it should; the rest is dropped.
+    done: bool,
+}
+
+impl Encoder {
+    pub fn new(body_lines: Option<u64>) -> Self {
+        Encoder {
+            line_start: true,
+            pending_cr: false,
+            in_body: false,
+            body_lines,
+            done: false,
         }
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &[][..]),
-        };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-        if in_body {
-            body_sent += 1;
-        } else if line.is_empty() {
-            in_body = true;
-        }
-        rest = next;
     }
-    out.extend_from_slice(b".\r\n");
+
+    /// True when TOP needs no more input.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    fn content(&mut self, b: u8, out: &mut Vec<u8>) {
+        if self.line_start {
+            if b == b'.' {
+                out.push(b'.');
+            }
+            self.line_start = false;
+        }
+        out.push(b);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<u8>) {
+        let empty = self.line_start;
+        out.extend_from_slice(b"\r\n");
+        self.line_start = true;
+        if self.in_body {
+            if let Some(n) = self.body_lines.as_mut() {
+                *n = n.saturating_sub(1);
+            }
+        } else if empty {
+            self.in_body = true;
+        }
+        if self.in_body && self.body_lines == Some(0) {
+            self.done = true;
+        }
+    }
+
+    /// Encodes the next chunk of the stored message.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &b in data {
+            if self.done {
+                return;
+            }
+            if self.pending_cr {
+                self.pending_cr = false;
+                if b == b'\n' {
+                    self.end_line(out);
+                    continue;
+                }
+                // A CR inside a line is content.
+                self.content(b'\r', out);
+            }
+            match b {
+                b'\r' => self.pending_cr = true,
+                b'\n' => self.end_line(out),
+                _ => self.content(b, out),
+            }
+        }
+    }
+
+    /// Ends the message: a last line without line end gets CRLF, then the `.` line.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        if !self.done {
+            if self.pending_cr {
+                self.pending_cr = false;
+                self.content(b'\r', out);
+            }
+            if !self.line_start {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b".\r\n");
+    }
 }
 
 /// RFC 822 size of `data`: octets with every line ending counted as CRLF, which is what
@@ -77,6 +151,23 @@ mod tests {
         assert_eq!(enc(m, Some(2)), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n.\r\n");
         assert_eq!(enc(m, Some(99)), enc(m, None));
         assert_eq!(enc(b"A: 1\n", Some(0)), b"A: 1\r\n.\r\n");
+    }
+
+    #[test]
+    fn chunked_equals_whole() {
+        let m: &[u8] = b"A: 1\r\nB: 2\n\n.l1\r\r\nl2\rx\n..\nl4\r";
+        for top in [None, Some(0), Some(1), Some(2), Some(9)] {
+            let whole = enc(m, top);
+            for size in 1..m.len() {
+                let mut out = Vec::new();
+                let mut e = Encoder::new(top);
+                for c in m.chunks(size) {
+                    e.push(c, &mut out);
+                }
+                e.finish(&mut out);
+                assert_eq!(out, whole, "top {top:?} chunk {size}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! it keep working.
 
 use crate::command::{Allowed, Command, MsgArg, ParseError};
-use crate::message::encode_message;
+use crate::message::Encoder;
 use pochta_auth_proto::{base64_decode, base64_encode, MechFlag, Mechanism, Secret};
 use std::collections::VecDeque;
 
@@ -638,17 +638,20 @@ impl Session {
         self.reply(&text);
     }
 
-    /// The message for [`Action::Fetch`]: its bytes as stored.
-    pub fn fetched(&mut self, result: Result<Vec<u8>, StoreError>) {
+    /// Answers [`Action::Fetch`] when the message is sent in chunks: on `Ok` the status line is
+    /// queued (take it with [`Session::take_output`] and write it first) and the encoder for the
+    /// stored bytes is returned; the driver pushes the file through it and calls
+    /// [`Encoder::finish`]. A read error after that cannot be reported in POP3: close.
+    pub fn fetch_begin(&mut self, result: Result<(), StoreError>) -> Option<Encoder> {
         let Pending::Fetch { index, body_lines } = self.pending else {
-            return;
+            return None;
         };
         self.pending = Pending::None;
         let State::Transaction(drop) = &mut self.state else {
-            return;
+            return None;
         };
         match result {
-            Ok(data) => {
+            Ok(()) => {
                 // TOP sends no size: its octets are not the message's.
                 if body_lines.is_some() {
                     self.out.extend_from_slice(b"+OK\r\n");
@@ -658,11 +661,37 @@ impl Session {
                     self.out
                         .extend_from_slice(format!("+OK {size} octets\r\n").as_bytes());
                 }
-                encode_message(&data, body_lines, &mut self.out);
+                Some(Encoder::new(body_lines))
             }
-            Err(StoreError::Gone) => self.reply("-ERR Message was expunged by another session."),
-            Err(StoreError::Temporary) => self.reply(INTERNAL_ERROR),
+            Err(StoreError::Gone) => {
+                self.reply("-ERR Message was expunged by another session.");
+                None
+            }
+            Err(StoreError::Temporary) => {
+                self.reply(INTERNAL_ERROR);
+                None
+            }
         }
+    }
+
+    /// Answers [`Action::Fetch`] with the whole message as stored.
+    pub fn fetched(&mut self, result: Result<Vec<u8>, StoreError>) {
+        match result {
+            Ok(data) => {
+                if let Some(mut e) = self.fetch_begin(Ok(())) {
+                    e.push(&data, &mut self.out);
+                    e.finish(&mut self.out);
+                }
+            }
+            Err(e) => {
+                let _ = self.fetch_begin(Err(e));
+            }
+        }
+    }
+
+    /// Output queued so far (for a driver that streams a message after its status line).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
     }
 
     fn quit(&mut self) {

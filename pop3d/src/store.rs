@@ -80,6 +80,12 @@ impl Maildrop {
         self.mailbox.read_message(msg).map_err(|e| store_error(&e))
     }
 
+    /// Opens message `index` for reading.
+    pub fn open_message(&self, index: usize) -> Result<std::fs::File, StoreError> {
+        let msg = self.messages.get(index).ok_or(StoreError::Gone)?;
+        self.mailbox.open_message(msg).map_err(|e| store_error(&e))
+    }
+
     /// UPDATE state: \Seen on `seen`, then expunge `delete` (files unlinked, uidlist rewritten,
     /// `new/` and `cur/` fsynced). Returns whether anything was deleted.
     pub fn update(&self, delete: &[usize], seen: &[usize]) -> Result<bool, Error> {

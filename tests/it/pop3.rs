@@ -366,9 +366,14 @@ impl Setup {
         std::fs::create_dir_all(home.join("alice")).unwrap();
         chown(&home);
         chown(&home.join("alice"));
+        std::fs::create_dir_all(home.join("bob")).unwrap();
+        chown(&home.join("bob"));
+        // bob receives what getmail6 fetches from alice (through Dovecot LMTP).
         let passwd = format!(
-            "{USER}:{{PLAIN}}{PASS}:{uid}:{gid}::{}::\n",
-            home.join("alice").display()
+            "{USER}:{{PLAIN}}{PASS}:{uid}:{gid}::{}::\n\
+             bob@pochta.test:{{PLAIN}}{PASS}:{uid}:{gid}::{}::\n",
+            home.join("alice").display(),
+            home.join("bob").display()
         );
         let passwd_file = dir.join("users");
         std::fs::write(&passwd_file, &passwd).unwrap();
@@ -754,12 +759,7 @@ fn fetchmail_and_getmail6_fetch_1000_messages() {
 
     // getmail6 over POP3S (it has no STLS for POP3), keeping the mail.
     let getmail = which("getmail");
-    let md = work.join("getmail/Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(md.join(sub)).unwrap();
-        chown(&md.join(sub));
-    }
-    chown(&md);
+    std::fs::create_dir_all(work.join("getmail")).unwrap();
     chown(&work.join("getmail"));
     let rc = work.join("getmailrc");
     std::fs::write(
@@ -767,14 +767,16 @@ fn fetchmail_and_getmail6_fetch_1000_messages() {
         format!(
             "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\nport = {}\n\
              username = {USER}\npassword = {PASS}\n\n\
-             [destination]\ntype = Maildir\npath = {}/\n\n\
+             [destination]\ntype = MDA_lmtp\nhost = {}\noverride = bob@pochta.test\n\n\
              [options]\nread_all = true\ndelete = false\nverbose = 0\n",
             s.tls_port,
-            md.display()
+            s.dovecot.base.join("run/lmtp").display()
         ),
     )
     .unwrap();
-    // getmail refuses to deliver as root: run it as the mail user.
+    // getmail refuses to deliver as root: run it as the mail user. (MDA_lmtp rather than its
+    // Maildir destination: that one forks per message and getmail loses SIGCHLD wake-ups under
+    // load, "waiting child pid … timed out".)
     let (uid, gid) = mail_owner();
     let run = Command::new(getmail)
         .uid(uid)
@@ -793,9 +795,20 @@ fn fetchmail_and_getmail6_fetch_1000_messages() {
         String::from_utf8_lossy(&run.stderr),
         s.logs()
     );
-    let mut got = files_in(&md.join("new"));
-    got.extend(files_in(&md.join("cur")));
-    check_fetched(&got, MESSAGES, "getmail6 (POP3S)");
+    let bob = s
+        .maildir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("bob/Maildir");
+    let mut got = files_in(&bob.join("new"));
+    got.extend(files_in(&bob.join("cur")));
+    check_fetched(
+        &got,
+        MESSAGES,
+        "getmail6 (POP3S, delivered to Dovecot LMTP)",
+    );
 
     // fetchmail over POP3S deleting what it fetched: the maildrop is then empty.
     let got = fetchmail(&s, &work, "ssl", false);
