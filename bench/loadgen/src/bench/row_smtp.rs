@@ -88,8 +88,9 @@ pub(crate) fn peer_only(ctx: &Ctx) -> Result<String, String> {
     let line = format!(
         "smtp, peer only (pochta-mta not built): Postfix accepted {rate:.0} msg/s \
          (`smtp-source -s {SESSIONS} -m {messages} -l {SIZE} -N` → discard, in_flow_delay = 0; \
-         one run, {:.1} s; queue empty {:.1} s after the start; all {got} discarded); server CPU \
-         {:.3} s per 1,000 msgs (accept + queue + discard); peak PSS {:.1} MiB, max VmHWM {:.1} MiB",
+         one run, {:.1} s; queue empty {:.1} s after the start; all {got} discarded); server \
+         CPU {:.3} s per 1,000 msgs (accept + queue + discard); peak PSS {:.1} MiB, max VmHWM \
+         {:.1} MiB",
         accept.as_secs_f64(),
         drained.as_secs_f64(),
         cpu * 1000.0 / messages as f64,
