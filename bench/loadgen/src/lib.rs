@@ -6,6 +6,8 @@
 //!   flight.
 //! - [`pop3`]: concurrent POP3 sessions, each USER/PASS, STAT, UIDL, RETR of every message
 //!   (latency per RETR), QUIT.
+//! - [`imap`]: concurrent IMAP sessions, LOGIN, SELECT, a fixed mix (NOOP, UID FETCH 1:* FLAGS,
+//!   FETCH BODY.PEEK[], UID SEARCH SUBJECT, STATUS), LOGOUT; latency per command.
 //!
 //! Trusts: nothing it reads from the server; every reply is checked and a wrong or missing
 //! answer is an error, never a sample. Runs as whatever user starts it; connects only to the
@@ -13,6 +15,7 @@
 //! `pochta-bench` (the side-by-side harness, bench/run). `base64` encodes SASL responses.
 
 pub mod auth;
+pub mod imap;
 pub mod pop3;
 pub mod stats;
 mod wire;

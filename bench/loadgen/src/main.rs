@@ -49,6 +49,52 @@ enum Mode {
         #[arg(long)]
         messages: usize,
     },
+    /// IMAP: LOGIN, SELECT INBOX, a fixed command mix, LOGOUT.
+    Imap(ImapArgs),
+}
+
+/// IMAP mixed load (see the imap module).
+#[derive(clap::Args)]
+struct ImapArgs {
+    /// host:port (plaintext).
+    #[arg(long)]
+    addr: String,
+    /// File of `user:password` lines; session i uses line i % lines.
+    #[arg(long)]
+    users: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    sessions: usize,
+    /// Commands of the mix per session.
+    #[arg(long, default_value_t = 500)]
+    commands: usize,
+    /// Messages every INBOX holds (SELECT's EXISTS is checked).
+    #[arg(long)]
+    messages: usize,
+}
+
+fn imap(rt: &tokio::runtime::Runtime, a: ImapArgs) -> Result<(), String> {
+    let opts = pochta_loadgen::imap::Options {
+        addr: a.addr,
+        users: read_users(&a.users)?,
+        concurrency: a.concurrency,
+        sessions: a.sessions,
+        commands: a.commands,
+        expect_messages: a.messages,
+        timeout: Duration::from_secs(30),
+    };
+    let o = rt.block_on(pochta_loadgen::imap::run(opts))?;
+    println!(
+        "imap: sessions={} commands={} secs={:.3} rate={:.0} cmd/s p50={:.2}ms p99={:.2}ms",
+        o.sessions,
+        o.commands,
+        o.elapsed.as_secs_f64(),
+        o.rate(),
+        o.latencies.percentile_ms(50.0),
+        o.latencies.percentile_ms(99.0)
+    );
+    Ok(())
 }
 
 fn read_users(path: &PathBuf) -> Result<Vec<(String, String)>, String> {
@@ -73,6 +119,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.mode {
+        Mode::Imap(a) => match imap(&rt, a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pochta-loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Mode::Auth {
             socket,
             users,

@@ -68,6 +68,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Ok(String::from_utf8_lossy(l).into_owned())
     }
 
+    /// Exactly `n` octets (an IMAP literal), bounded by the caller.
+    pub(crate) async fn bytes(&mut self, n: usize) -> Result<usize, String> {
+        let mut need = n;
+        loop {
+            let have = self.buf.len() - self.start;
+            let take = have.min(need);
+            self.start += take;
+            need -= take;
+            if need == 0 {
+                return Ok(n);
+            }
+            self.buf.clear();
+            self.start = 0;
+            self.buf.resize(16 * 1024, 0);
+            let read = tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf)).await;
+            let got = match read {
+                Ok(Ok(got)) => got,
+                Ok(Err(e)) => return Err(format!("read: {e}")),
+                Err(_) => return Err(format!("no data within {:?}", self.timeout)),
+            };
+            self.buf.truncate(got);
+            if got == 0 {
+                return Err("server closed the connection".into());
+            }
+        }
+    }
+
     pub(crate) async fn send(&mut self, s: &str) -> Result<(), String> {
         tokio::time::timeout(self.timeout, self.stream.write_all(s.as_bytes()))
             .await

@@ -16,6 +16,7 @@ mod postfix;
 mod procs;
 mod row_auth;
 mod row_e2e;
+mod row_imap;
 mod row_lmtp;
 mod row_pop3;
 mod row_smtp;
@@ -167,6 +168,7 @@ fn run(cli: Cli) -> Result<(), String> {
             match *row {
                 "smtp" => notes.push(row_smtp::peer_only(&ctx)?),
                 "e2e" => notes.push(row_e2e::peer_only(&ctx)?),
+                "imap" => notes.push(row_imap::peer_only(&ctx)?),
                 _ => {}
             }
             continue;

@@ -18,19 +18,19 @@ use crate::ctx::{mkdir, write, Ctx, Fault};
 use crate::measure::{run_rounds, LoadResult, Measurement, Side};
 use crate::peers::{Daemon, Dovecot};
 
-const USERS: usize = 10;
-const MESSAGES: usize = 1000;
+pub(crate) const USERS: usize = 10;
+pub(crate) const MESSAGES: usize = 1000;
 /// Sessions a round: every mailbox is downloaded three times, 10 sessions at a time.
 const SESSIONS: usize = 30;
 /// Body lines of 76 characters + LF: 53 lines ≈ 4 KiB with the header.
 const BODY_LINES: usize = 53;
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| format!("{e}"))
 }
 
-fn wait_tcp(addr: &str, what: &str) -> Result<(), String> {
+pub(crate) fn wait_tcp(addr: &str, what: &str) -> Result<(), String> {
     let t0 = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
         if t0.elapsed() > Duration::from_secs(10) {
@@ -58,7 +58,7 @@ fn message(user: usize, n: usize) -> (String, u64) {
 }
 
 /// Writes USERS Maildirs with MESSAGES messages under `home`, passwd lines for them.
-fn populate(ctx: &Ctx, home: &Path) -> Result<(String, u64), String> {
+pub(crate) fn populate(ctx: &Ctx, home: &Path) -> Result<(String, u64), String> {
     mkdir(home)?;
     ctx.give(home)?;
     let mut passwd = String::new();
