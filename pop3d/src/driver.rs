@@ -133,6 +133,11 @@ impl Pop3 {
                         break;
                     }
                     let n = s.feed(conn.buffered());
+                    if n == 0 {
+                        // Cannot happen while every action is answered; never spin on it.
+                        tracing::error!("session refused input while asking for it");
+                        break;
+                    }
                     conn.consume(n);
                 }
                 Action::StartTls => {

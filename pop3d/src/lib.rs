@@ -7,11 +7,13 @@
 //!   the auth server (pochta-authd or Dovecot's auth-client socket), the user's Maildir is found
 //!   through the auth-userdb socket, store work runs in `spawn_blocking`.
 //! - Maildrop rules as Dovecot: a snapshot of INBOX at login (mail arriving later is not
-//!   shown), UIDLs from pochta-mailstore in Dovecot's default `%08Xu%08Xv` (or the uidlist's
-//!   `P` field), LIST/STAT sizes are RFC 822 sizes (CRLF) equal to what RETR sends, DELE only
+//!   shown), UIDLs as Dovecot's default `%08Xu%08Xv` renders them (lowercase hex, from the
+//!   uidlist UID and UIDVALIDITY; or the uidlist's `P` field), LIST/STAT sizes are RFC 822 sizes (CRLF) equal to what RETR sends, DELE only
 //!   marks and QUIT (UPDATE) expunges and fsyncs, a dropped connection changes nothing; RETR'd
 //!   messages get \Seen at QUIT (`pop3_no_flag_updates = no`). Concurrent sessions of one user
 //!   are allowed (Dovecot's `pop3_lock_session = no`): see [`store`].
+//! - RETR/TOP stream the file in 256 KiB chunks through [`message::Encoder`] (LF → CRLF,
+//!   dot-stuffing), so a big message never sits in memory whole.
 //! - Plaintext logins (USER/PASS, PLAIN, LOGIN) only over TLS or from `trusted_networks`; CAPA
 //!   then omits USER and the plaintext SASL mechanisms (Dovecot's `disable_plaintext_auth`).
 //!   APOP is not offered (it needs plaintext passwords on the server side).
