@@ -63,6 +63,11 @@ pub(crate) async fn serve(
                     }
                 }
                 let n = s.feed(conn.buffered());
+                if n == 0 {
+                    // The session always makes room when it asks for input; never spin.
+                    tracing::error!("LMTP session takes no input; closing");
+                    return;
+                }
                 conn.consume(n);
             }
             Event::Hello { .. } => s.accept(),
@@ -92,10 +97,14 @@ pub(crate) async fn serve(
                 };
                 s.reply_each(replies);
             }
+            Event::StartTls if s.buffered_input() + conn.buffered().len() > 0 => {
+                tracing::warn!("plaintext pipelined after STARTTLS; closing");
+                return;
+            }
             Event::StartTls => match conn.starttls().await {
-                Ok(0) => {
-                    s.tls_established();
-                }
+                // Plaintext pipelined after STARTTLS (in the connection's or the session's
+                // buffer) is an injection attempt (CVE-2011-0411).
+                Ok(0) if s.tls_established() == 0 => {}
                 Ok(_) => {
                     tracing::warn!("plaintext pipelined after STARTTLS; closing");
                     return;

@@ -10,8 +10,9 @@
 //!   shown), UIDLs as Dovecot's default `%08Xu%08Xv` renders them (lowercase hex, from the
 //!   uidlist UID and UIDVALIDITY; or the uidlist's `P` field), LIST/STAT sizes are RFC 822
 //!   sizes (CRLF) equal to what RETR sends, DELE only marks and QUIT (UPDATE) expunges and
-//!   fsyncs, a dropped connection changes nothing; RETR'd messages get \Seen at QUIT (`pop3_no_flag_updates = no`). Concurrent sessions of one user
-//!   are allowed (Dovecot's `pop3_lock_session = no`): see [`store`].
+//!   fsyncs, a dropped connection changes nothing; RETR'd messages get \Seen at QUIT
+//!   (`pop3_no_flag_updates = no`). Concurrent sessions of one user are allowed (Dovecot's
+//!   `pop3_lock_session = no`): see [`store`].
 //! - RETR/TOP stream the file in 256 KiB chunks through [`message::Encoder`] (LF → CRLF,
 //!   dot-stuffing), so a big message never sits in memory whole.
 //! - Plaintext logins (USER/PASS, PLAIN, LOGIN) only over TLS or from `trusted_networks`; CAPA

@@ -1140,3 +1140,62 @@ fn tcp_listener_and_lf_storage() {
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.contains(&format!(",S={},", text.len())), "{name}");
 }
+
+#[test]
+fn starttls_on_tcp() {
+    let dir = TempDir::new("lmtp-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    write_cert(&cert, &key);
+    let port = free_port();
+    let extra = format!(
+        "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[[listener]]\nservice = \"lmtp\"\n\
+         address = \"127.0.0.1:{port}\"\ntls = \"starttls\"\n",
+        cert.display(),
+        key.display()
+    );
+    let mda = start_mda_cfg(Peer::Authd, &dir, &users(&["alice"]), &extra, "", "");
+    let caps = |c: &mut dyn FnMut() -> String| {
+        let mut all = Vec::new();
+        loop {
+            let l = c();
+            all.push(l.trim_end().to_owned());
+            if !l.starts_with("250-") {
+                return all;
+            }
+        }
+    };
+    // Plaintext pipelined behind STARTTLS is an injection attempt: 220, then the end.
+    let mut c = connect(port);
+    c.line();
+    c.send("LHLO mx.it.test\r\n");
+    assert!(caps(&mut || c.line()).contains(&"250-STARTTLS".to_owned()));
+    c.send("STARTTLS\r\nRSET\r\n");
+    assert_eq!(c.line(), "220 2.0.0 Ready to start TLS\r\n");
+    // The server must not answer the injected RSET in plaintext.
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(c.get_mut(), &mut rest);
+    assert!(!rest.contains("250"), "{rest:?}");
+
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut c = LineClient::new(tcp);
+    c.line();
+    assert_eq!(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS\r\n");
+    let tcp = c.get_mut().try_clone().unwrap();
+    let mut t = LineClient::new(tls_wrap(tcp));
+    t.send("LHLO mx.it.test\r\n");
+    let after = caps(&mut || t.line());
+    assert!(!after.iter().any(|l| l.contains("STARTTLS")), "{after:?}");
+    assert_eq!(t.cmd("MAIL FROM:<s@ext.test>"), "250 2.1.0 Ok\r\n");
+    assert_eq!(
+        t.cmd(&format!("RCPT TO:<alice@{DOMAIN}>")),
+        "250 2.1.5 Ok\r\n"
+    );
+    assert_eq!(t.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    t.send("Subject: tls\r\n\r\nsecret\r\n.\r\n");
+    assert!(t.line().starts_with("250 2.0.0 "));
+    let files = delivered(&mda.maildir("alice"));
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains(" with LMTPS\r\n"), "{text}");
+}

@@ -139,6 +139,13 @@ impl Session {
     pub fn errors(&self) -> u32 {
         self.errors
     }
+    /// Input fed but not consumed yet. After [`Event::StartTls`], anything here (or still in the
+    /// driver's own buffer) was pipelined behind STARTTLS in plaintext: a driver may close
+    /// right away instead of starting the handshake.
+    pub fn buffered_input(&self) -> usize {
+        self.buffered().len()
+    }
+
     /// Whether a message transaction (MAIL accepted) is open.
     pub fn in_transaction(&self) -> bool {
         self.txn.is_some()
