@@ -223,7 +223,7 @@ impl DaemonConfig for Config {
         if self.lmtp.max_errors == 0 {
             return Err("lmtp.max_errors must be > 0".into());
         }
-        crate::location::Template::parse(&self.delivery.mail_location)
+        pochta_mailstore::location::Template::parse(&self.delivery.mail_location)
             .map(|_| ())
             .map_err(|e| format!("delivery.mail_location: {e}"))
     }

@@ -30,8 +30,8 @@ pub mod recipient;
 mod session;
 
 use config::{BareLfSetting, Config, DeliverySection, Service};
-use location::Template;
 use pochta_auth_client::UserdbClient;
+use pochta_mailstore::location::Template;
 use pochta_server::{Connection, Session as ServerSession, Sessions};
 use pochta_smtp::{BareLf, SessionConfig};
 use std::sync::{Arc, RwLock};

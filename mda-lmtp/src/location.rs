@@ -1,114 +1,8 @@
-//! Where a recipient's mail goes: mail location templates (`/var/mail/%d/%n/Maildir`,
-//! `maildir:~/Maildir`) expanded with the canonical user name and home from the userdb, and
-//! the Dovecot 2.4 quota fields (2.3's `quota_rule` is parsed by pochta-mailstore).
-//!
-//! User-derived values never become path separators: a `%u`/`%n`/`%d` containing `/`, a NUL,
-//! or equal to `.` or `..` refuses the expansion (no path traversal from mail addresses).
+//! Recipient details: the Dovecot 2.4 quota fields (2.3's `quota_rule` is parsed by
+//! pochta-mailstore) and `user+detail` splitting. Mail location templates are
+//! [`pochta_mailstore::location`].
 
 use pochta_mailstore::QuotaLimit;
-use std::path::PathBuf;
-
-/// A parsed mail location template (the path part; `maildir:` and `:KEY=VALUE` options removed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Template(String);
-
-impl Template {
-    pub fn parse(s: &str) -> Result<Template, String> {
-        let s = s.trim();
-        let path = match s.split_once(':') {
-            Some((driver, rest)) if !driver.contains('/') && !driver.contains('%') => {
-                if !driver.eq_ignore_ascii_case("maildir") {
-                    return Err(format!(
-                        "mail driver {driver:?} is not supported, only maildir"
-                    ));
-                }
-                // Options (`:LAYOUT=…`, `:INDEX=…`) follow the path; they do not change where
-                // INBOX is.
-                rest.split(':').next().unwrap_or_default()
-            }
-            _ => s,
-        };
-        if path.is_empty() {
-            return Err("empty mail location".into());
-        }
-        if !(path.starts_with('/') || path.starts_with('~') || path.starts_with("%h")) {
-            return Err(format!(
-                "mail location {path:?} must be absolute (or start with ~ or %h)"
-            ));
-        }
-        // Check the escapes once, so a bad template is a config error, not a delivery error.
-        expand(path, "u@d", Some("/h"))?;
-        Ok(Template(path.to_owned()))
-    }
-
-    /// The Maildir root for `user` (canonical name from the userdb) with `home`.
-    pub fn expand(&self, user: &str, home: Option<&str>) -> Result<PathBuf, String> {
-        expand(&self.0, user, home).map(PathBuf::from)
-    }
-}
-
-fn safe(v: &str, what: &str) -> Result<(), String> {
-    if v.contains('/') || v.contains('\0') || v == "." || v == ".." {
-        return Err(format!("{what} {v:?} cannot be used in a path"));
-    }
-    Ok(())
-}
-
-fn expand(t: &str, user: &str, home: Option<&str>) -> Result<String, String> {
-    let (local, domain) = match user.rsplit_once('@') {
-        Some((l, d)) => (l, d),
-        None => (user, ""),
-    };
-    let need_home = || home.ok_or_else(|| "the mail location needs a home directory".to_owned());
-    let mut out = String::new();
-    let mut rest = t;
-    if let Some(r) = rest.strip_prefix('~') {
-        out.push_str(need_home()?.trim_end_matches('/'));
-        rest = r;
-    }
-    let mut chars = rest.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let lower = chars.next_if_eq(&'L').is_some();
-        let var = match chars.next() {
-            Some('{') => {
-                let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                name
-            }
-            Some(c) => c.to_string(),
-            None => return Err("mail location ends with '%'".into()),
-        };
-        let value = match var.as_str() {
-            "%" => "%".to_owned(),
-            "u" | "user" => {
-                safe(user, "user name")?;
-                user.to_owned()
-            }
-            "n" | "username" => {
-                safe(local, "user name")?;
-                local.to_owned()
-            }
-            "d" | "domain" => {
-                safe(domain, "domain")?;
-                domain.to_owned()
-            }
-            "h" | "home" => need_home()?.trim_end_matches('/').to_owned(),
-            other => return Err(format!("unknown variable %{other} in mail location")),
-        };
-        if lower {
-            out.push_str(&value.to_lowercase());
-        } else {
-            out.push_str(&value);
-        }
-    }
-    if !out.starts_with('/') {
-        return Err(format!("mail location {out:?} is not absolute"));
-    }
-    Ok(out)
-}
 
 /// Dovecot size with suffix; `default_unit` applies to bare numbers.
 fn size(v: &str, default_unit: u64) -> Option<u64> {
@@ -162,33 +56,6 @@ pub fn split_detail<'a>(local: &'a str, delimiters: &str) -> (&'a str, Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates() {
-        let t = Template::parse("/var/mail/%d/%n/Maildir").unwrap();
-        assert_eq!(
-            t.expand("alice@ex.test", None).unwrap(),
-            PathBuf::from("/var/mail/ex.test/alice/Maildir")
-        );
-        let t = Template::parse("maildir:~/Maildir:LAYOUT=fs").unwrap();
-        assert_eq!(
-            t.expand("a@b", Some("/home/a/")).unwrap(),
-            PathBuf::from("/home/a/Maildir")
-        );
-        assert!(t.expand("a@b", None).is_err());
-        let t = Template::parse("/m/%Ld/%{username}").unwrap();
-        assert_eq!(
-            t.expand("Bob@EX.test", None).unwrap(),
-            PathBuf::from("/m/ex.test/Bob")
-        );
-        assert!(Template::parse("mdbox:~/mdbox").is_err());
-        assert!(Template::parse("relative/%n").is_err());
-        assert!(Template::parse("/x/%q").is_err());
-        let t = Template::parse("/var/mail/%d/%n").unwrap();
-        assert!(t.expand("../x@d", None).is_err());
-        assert!(t.expand("x@..", None).is_err());
-        assert!(t.expand("a/b@d", None).is_err());
-    }
 
     #[test]
     fn quota_24() {

@@ -83,10 +83,10 @@ fn target(
             if let Some(driver) = u.field("mail_driver").filter(|d| *d != "maildir") {
                 return Err(fail(&rcpt, format!("mail_driver={driver} is not maildir")));
             }
-            crate::location::Template::parse(path).map_err(|e| fail(&rcpt, e))?
+            pochta_mailstore::location::Template::parse(path).map_err(|e| fail(&rcpt, e))?
         }
         (None, Some(mail)) if !mail.is_empty() => {
-            crate::location::Template::parse(mail).map_err(|e| fail(&rcpt, e))?
+            pochta_mailstore::location::Template::parse(mail).map_err(|e| fail(&rcpt, e))?
         }
         _ => settings.mail_location.clone(),
     };

@@ -2,8 +2,8 @@
 //! `[[listener]]` tables plus `[pop3]`, `[auth]` and `[mail]`. Every key has a default; unknown
 //! keys are errors.
 
-use crate::location::Template;
 use crate::session::SessionConfig;
+use pochta_mailstore::location::Template;
 use pochta_server::{DaemonConfig, ListenerConfig, ServerSection, ServiceKind, TlsSection};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;

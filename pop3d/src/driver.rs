@@ -2,12 +2,12 @@
 //! auth server (SASL relay, userdb lookup) and the Maildir store (in `spawn_blocking`).
 
 use crate::config::{Config, Service};
-use crate::location::{maildir_for, Template};
 use crate::session::{Action, AuthAnswer, ConnFacts, Session, StoreError};
 use crate::store::Maildrop;
 use pochta_auth_client::{
     AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
 };
+use pochta_mailstore::location::{maildir_for, Template};
 use pochta_server::{Connection, Fill, TlsMode};
 use std::sync::Arc;
 

@@ -31,7 +31,6 @@
 pub mod command;
 pub mod config;
 pub mod driver;
-pub mod location;
 pub mod message;
 pub mod replay;
 pub mod session;

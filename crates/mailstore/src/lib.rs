@@ -36,6 +36,7 @@ mod error;
 pub mod filename;
 mod folders;
 pub mod keywords;
+pub mod location;
 pub mod lock;
 mod mailbox;
 pub mod names;

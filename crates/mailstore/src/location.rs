@@ -1,10 +1,12 @@
-//! Where a user's INBOX is: Dovecot mail location templates (`/var/mail/%d/%n/Maildir`,
-//! `maildir:~/Maildir`) expanded with the canonical user name and home from the userdb. The
-//! userdb's `mail` (2.3) or `mail_path` (2.4) field wins over the configured default, as in
-//! Dovecot. (Same rules as pochta-mda-lmtp's delivery side; daemons do not depend on each other.)
+//! Dovecot mail location templates: where a user's INBOX (the Maildir root) is.
+//! `/var/mail/%d/%n/Maildir`, `maildir:~/Maildir:LAYOUT=fs`, `%{username}`, `%Ld`, `%h` are
+//! expanded with the canonical user name and home from the userdb; the userdb's `mail` (2.3) or
+//! `mail_path` (2.4) field wins over the configured default, as in Dovecot. Shared by every
+//! daemon that opens a user's Maildir (mda-lmtp, pop3d, imapd).
 //!
 //! User-derived values never become path separators: a `%u`/`%n`/`%d` containing `/`, a NUL,
-//! or equal to `.` or `..` refuses the expansion (no path traversal from user names).
+//! or equal to `.` or `..` refuses the expansion (no path traversal from user names or mail
+//! addresses).
 
 use std::path::PathBuf;
 
@@ -132,13 +134,36 @@ mod tests {
     fn templates() {
         let t = Template::parse("/var/mail/%d/%n/Maildir").unwrap();
         assert_eq!(
-            t.expand("alice@pochta.test", None).unwrap(),
-            PathBuf::from("/var/mail/pochta.test/alice/Maildir")
+            t.expand("alice@ex.test", None).unwrap(),
+            PathBuf::from("/var/mail/ex.test/alice/Maildir")
         );
-        assert!(t.expand("../x@pochta.test", None).is_err());
-        assert!(t.expand("a/b@pochta.test", None).is_err());
+        let t = Template::parse("maildir:~/Maildir:LAYOUT=fs").unwrap();
+        assert_eq!(
+            t.expand("a@b", Some("/home/a/")).unwrap(),
+            PathBuf::from("/home/a/Maildir")
+        );
+        assert!(t.expand("a@b", None).is_err());
+        let t = Template::parse("/m/%Ld/%{username}").unwrap();
+        assert_eq!(
+            t.expand("Bob@EX.test", None).unwrap(),
+            PathBuf::from("/m/ex.test/Bob")
+        );
+        assert!(Template::parse("mdbox:~/mdbox").is_err());
+        assert!(Template::parse("relative/%n").is_err());
+        assert!(Template::parse("/x/%q").is_err());
+        let t = Template::parse("/var/mail/%d/%n").unwrap();
+        assert!(t.expand("../x@d", None).is_err());
+        assert!(t.expand("x@..", None).is_err());
+        assert!(t.expand("a/b@d", None).is_err());
+    }
+
+    #[test]
+    fn userdb_mail_field_wins() {
+        let t = Template::parse("/var/mail/%d/%n/Maildir").unwrap();
         let got = maildir_for(&t, "u1", Some("/home/u1"), Some("maildir:~/Maildir")).unwrap();
         assert_eq!(got, PathBuf::from("/home/u1/Maildir"));
+        let got = maildir_for(&t, "u1@d", None, Some(" ")).unwrap();
+        assert_eq!(got, PathBuf::from("/var/mail/d/u1/Maildir"));
         assert!(maildir_for(&t, "u1", None, Some("maildir:~/Maildir")).is_err());
         assert!(Template::parse("mbox:~/mail").is_err());
     }
