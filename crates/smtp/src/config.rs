@@ -60,6 +60,9 @@ pub struct SessionConfig {
     pub require_auth: bool,
     /// Refuse HELO/EHLO/LHLO names that are not a domain or address literal (501 5.5.4).
     pub strict_hello: bool,
+    /// End the session (554 5.5.0) when an unauthenticated client pipelines where RFC 2920
+    /// forbids it (Postfix ≥ 3.9 `smtpd_forbid_unauth_pipelining = yes`).
+    pub forbid_unauth_pipelining: bool,
 }
 
 impl SessionConfig {
@@ -86,6 +89,7 @@ impl SessionConfig {
             auth_requires_tls: true,
             require_auth: false,
             strict_hello: false,
+            forbid_unauth_pipelining: false,
         }
     }
 

@@ -26,6 +26,7 @@ mod event;
 mod params;
 mod reply;
 mod session;
+mod stats;
 
 pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};
 pub use command::{parse_command, Command, CommandError, Verb};
@@ -36,3 +37,4 @@ pub use params::{
 };
 pub use reply::{EnhancedStatus, Reply};
 pub use session::Session;
+pub use stats::CommandStats;

@@ -14,6 +14,7 @@ use crate::data::DotDecoder;
 use crate::event::{AuthData, Event, Message, Recipient};
 use crate::params::{Body, MailParams};
 use crate::reply::Reply;
+use crate::stats::CommandStats;
 
 /// Input beyond a command line that the session buffers while a decision is outstanding.
 const INPUT_SLACK: usize = 64 * 1024;
@@ -91,6 +92,7 @@ pub struct Session {
     auth: Option<String>,
     txn: Option<Txn>,
     errors: u32,
+    stats: CommandStats,
 }
 
 impl Session {
@@ -112,6 +114,7 @@ impl Session {
             auth: None,
             txn: None,
             errors: 0,
+            stats: CommandStats::default(),
         };
         s.push(&greeting);
         s
@@ -138,6 +141,10 @@ impl Session {
     }
     pub fn errors(&self) -> u32 {
         self.errors
+    }
+    /// Commands so far, per verb, for the end-of-session log line.
+    pub fn stats(&self) -> &CommandStats {
+        &self.stats
     }
     /// Input fed but not consumed yet. After [`Event::StartTls`], anything here (or still in the
     /// driver's own buffer) was pipelined behind STARTTLS in plaintext: a driver may close
@@ -218,6 +225,9 @@ impl Session {
     }
 
     fn push(&mut self, reply: &Reply) {
+        if reply.code() >= 400 {
+            self.stats.fail();
+        }
         reply.encode(true, &mut self.output);
     }
 
@@ -352,12 +362,17 @@ impl Session {
     fn step_command(&mut self) -> Step {
         let buf = self.buffered();
         let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
-            if buf.len() >= self.cfg.max_line {
+            // Everything before is answered; a later 421 (idle) is no command's failure.
+            let long = buf.len() >= self.cfg.max_line;
+            self.stats.done();
+            if long {
+                self.stats.begin(None);
                 self.reader = Reader::DiscardLine;
             }
             return Step::NeedMore;
         };
         if lf + 1 > self.cfg.max_line {
+            self.stats.begin(None);
             self.consume(lf + 1);
             self.error(
                 Reply::with_status(500, (5, 5, 0), "Error: line too long"),
@@ -377,6 +392,7 @@ impl Session {
             return Step::Progress;
         }
         if line.is_empty() {
+            self.stats.begin(None);
             self.error(
                 Reply::with_status(500, (5, 5, 2), "Error: bad syntax"),
                 true,
@@ -384,8 +400,28 @@ impl Session {
             return Step::Progress;
         }
         let utf8 = self.txn.as_ref().is_some_and(|t| t.params.smtputf8);
-        let cmd = match parse_command(&line, utf8) {
+        let parsed = parse_command(&line, utf8);
+        let first_word = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .next()
+            .unwrap_or_default();
+        self.stats.begin(match &parsed {
+            Ok(c) => Some(c.verb()),
+            Err(_) => Verb::ALL
+                .into_iter()
+                .find(|v| v.as_str().as_bytes().eq_ignore_ascii_case(first_word)),
+        });
+        let cmd = match parsed {
             Ok(c) => c,
+            Err(CommandError::Unrecognized) if is_http_method(first_word) => {
+                // A web client or a cross-protocol attack (Postfix's smtpd_forbidden_commands).
+                self.close_with(Reply::with_status(
+                    221,
+                    (2, 7, 0),
+                    "Error: I can break rules, too. Goodbye.",
+                ));
+                return Step::Progress;
+            }
             Err(CommandError::BdatSyntax) => {
                 // The chunk length is unknown, so the stream cannot be framed any more.
                 self.close_with(CommandError::BdatSyntax.reply());
@@ -396,7 +432,29 @@ impl Session {
                 return Step::Progress;
             }
         };
+        if self.improper_pipelining(cmd.verb()) {
+            self.close_with(Reply::with_status(
+                554,
+                (5, 5, 0),
+                "Error: SMTP protocol synchronization",
+            ));
+            return Step::Progress;
+        }
         self.command(cmd)
+    }
+
+    /// RFC 2920 §3.1 / Postfix's smtpd_forbid_unauth_pipelining: an unauthenticated client sent
+    /// more input behind a command that must end a group, or pipelined without PIPELINING
+    /// having been offered in reply to its EHLO/LHLO. BDAT is followed by its chunk, not by
+    /// commands.
+    fn improper_pipelining(&self, verb: Verb) -> bool {
+        let offered =
+            self.cfg.pipelining && matches!(self.hello, Some((Verb::Ehlo | Verb::Lhlo, _)));
+        self.cfg.forbid_unauth_pipelining
+            && self.auth.is_none()
+            && verb != Verb::Bdat
+            && !self.buffered().is_empty()
+            && (verb.ends_pipelining_group() || !offered)
     }
 
     fn unrecognized(&mut self) -> Step {
@@ -928,6 +986,12 @@ impl Session {
         self.txn = None;
         discarded
     }
+}
+
+fn is_http_method(word: &[u8]) -> bool {
+    ["GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS"]
+        .iter()
+        .any(|m| m.as_bytes().eq_ignore_ascii_case(word))
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {

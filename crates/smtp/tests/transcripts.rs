@@ -2,7 +2,8 @@
 //!
 //! Format, one item per line:
 //! - `O: word …` session options: `smtp`, `lmtp`, `max_size=N`, `max_errors=N`, `max_rcpt=N`,
-//!   `bare_lf=reject`, `starttls`, `auth=MECH`, `require_tls`, `no_chunking`;
+//!   `bare_lf=reject`, `starttls`, `auth=MECH`, `require_tls`, `no_chunking`,
+//!   `forbid_unauth_pipelining`;
 //! - `C: text` a client line (CRLF appended); `R: text` raw client bytes with `\r \n \t \\`
 //!   `\xHH` escapes and nothing appended. Consecutive C/R lines go to the session in one piece
 //!   (pipelining);
@@ -61,6 +62,7 @@ fn config(opts: &[String]) -> SessionConfig {
             None if o == "require_tls" => c.require_tls = true,
             None if o == "auth_plaintext" => c.auth_requires_tls = false,
             None if o == "no_chunking" => c.chunking = false,
+            None if o == "forbid_unauth_pipelining" => c.forbid_unauth_pipelining = true,
             None if o == "smtp" || o == "lmtp" => {}
             _ => panic!("unknown option {o}"),
         }
