@@ -1,0 +1,363 @@
+//! The mta config file (`/etc/pochta/mta.toml`): the runtime's `[server]`, `[tls]` and
+//! `[[listener]]` tables plus `[smtpd]` (protocol and relay policy), `[auth]` (SASL and userdb
+//! sockets), and the queue's own `[queue]` and `[delivery]` tables. Every key has a default;
+//! unknown keys are errors.
+
+use pochta_queue::{DeliveryConfig, QueueConfig};
+use pochta_server::{
+    ByteSize, DaemonConfig, ListenAddress, ListenerConfig, ServerSection, ServiceKind, TlsMode,
+    TlsSection,
+};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    pub tls: Option<TlsSection>,
+    #[serde(rename = "listener", default)]
+    pub listeners: Vec<ListenerConfig<Service>>,
+    #[serde(default)]
+    pub smtpd: SmtpdSection,
+    #[serde(default)]
+    pub auth: AuthSection,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// Listener roles (Postfix master.cf's smtp, submission, submissions services, and the local
+/// submission socket `sendmail` talks to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// MX, port 25: STARTTLS offered, no AUTH unless `smtpd.auth_on_smtp`; relaying only for
+    /// trusted networks.
+    Smtp,
+    /// Port 587: STARTTLS, AUTH (over TLS only) required before MAIL.
+    Submission,
+    /// Port 465: implicit TLS, AUTH required before MAIL.
+    Submissions,
+    /// UNIX socket for local programs (`sendmail`): no TLS, no AUTH, trusted to relay; the
+    /// peer's uid goes into the Received header and the logs.
+    Local,
+}
+
+impl ServiceKind for Service {
+    fn name(&self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+            Service::Local => "local",
+        }
+    }
+    fn default_idle_timeout(&self) -> std::time::Duration {
+        // Postfix smtpd_timeout = 300s.
+        std::time::Duration::from_secs(300)
+    }
+}
+
+/// What to do with a bare LF in commands and message content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLfSetting {
+    #[default]
+    Normalize,
+    Reject,
+}
+
+/// `[smtpd]`: the SMTP side and the relay policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpdSection {
+    /// Our name in the greeting, EHLO reply, Received headers and Message-IDs; default: the
+    /// system host name.
+    pub hostname: Option<String>,
+    /// Greeting text after the host name.
+    #[serde(default = "default_banner")]
+    pub banner: String,
+    /// Domains whose mail is delivered here (over LMTP); recipients in them are checked on
+    /// the userdb socket at RCPT time. Compared case-insensitively.
+    #[serde(default)]
+    pub local_domains: Vec<String>,
+    /// Clients (CIDR) allowed to relay without AUTH (Postfix mynetworks). Default: none.
+    #[serde(default)]
+    pub trusted_networks: Vec<Network>,
+    /// Largest message in octets (advertised as SIZE; Postfix message_size_limit).
+    #[serde(default = "default_max_message_size")]
+    pub max_message_size: ByteSize,
+    /// Most recipients per message (Postfix smtpd_recipient_limit).
+    #[serde(default = "default_max_recipients")]
+    pub max_recipients: usize,
+    /// Errors before the session is ended with 421 (Postfix smtpd_hard_error_limit).
+    #[serde(default = "default_max_errors")]
+    pub max_errors: u32,
+    /// Longest command line in octets, CRLF included (Postfix line_length_limit).
+    #[serde(default = "default_max_line")]
+    pub max_line: usize,
+    /// Bare LF in commands and DATA: "normalize" (store as CRLF) or "reject" (550 5.5.2).
+    /// Either way only CRLF.CRLF ends DATA.
+    #[serde(default)]
+    pub bare_lf: BareLfSetting,
+    /// End the session when an unauthenticated client pipelines where RFC 2920 forbids it
+    /// (Postfix smtpd_forbid_unauth_pipelining).
+    #[serde(default = "yes")]
+    pub forbid_unauth_pipelining: bool,
+    /// Separates a user from an address extension for the userdb check (`alice+news@` →
+    /// `alice@`). Empty = none.
+    #[serde(default = "default_delimiter")]
+    pub recipient_delimiter: String,
+    /// Offer AUTH on `smtp` listeners too (after STARTTLS). Submission always offers it.
+    #[serde(default)]
+    pub auth_on_smtp: bool,
+    /// An authenticated user may only use a MAIL FROM that is their login (or its
+    /// +extension; a bare login name also in every local domain). The null sender is allowed.
+    #[serde(default)]
+    pub sender_login_match: bool,
+    /// Add Message-ID and Date to mail from authenticated or local clients when missing
+    /// (Postfix adds them for its own submissions).
+    #[serde(default = "yes")]
+    pub add_missing_headers: bool,
+}
+
+fn default_banner() -> String {
+    "ESMTP pochta".into()
+}
+fn default_max_message_size() -> ByteSize {
+    ByteSize(10_240_000)
+}
+fn default_max_recipients() -> usize {
+    1000
+}
+fn default_max_errors() -> u32 {
+    20
+}
+fn default_max_line() -> usize {
+    2048
+}
+fn default_delimiter() -> String {
+    "+".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for SmtpdSection {
+    fn default() -> Self {
+        SmtpdSection {
+            hostname: None,
+            banner: default_banner(),
+            local_domains: Vec::new(),
+            trusted_networks: Vec::new(),
+            max_message_size: default_max_message_size(),
+            max_recipients: default_max_recipients(),
+            max_errors: default_max_errors(),
+            max_line: default_max_line(),
+            bare_lf: BareLfSetting::default(),
+            forbid_unauth_pipelining: true,
+            recipient_delimiter: default_delimiter(),
+            auth_on_smtp: false,
+            sender_login_match: false,
+            add_missing_headers: true,
+        }
+    }
+}
+
+/// `[auth]`: pochta-authd's (or Dovecot's) sockets.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// auth-client socket: SASL for AUTH (Dovecot: /run/dovecot/auth-client).
+    #[serde(default = "default_client_socket")]
+    pub client_socket: PathBuf,
+    /// auth-userdb socket: recipient checks for local domains (Dovecot:
+    /// /run/dovecot/auth-userdb).
+    #[serde(default = "default_userdb_socket")]
+    pub userdb_socket: PathBuf,
+    /// `service=` sent with SASL requests and userdb lookups.
+    #[serde(default = "default_service")]
+    pub service: String,
+}
+
+fn default_client_socket() -> PathBuf {
+    "/run/pochta/auth-client".into()
+}
+fn default_userdb_socket() -> PathBuf {
+    "/run/pochta/auth-userdb".into()
+}
+fn default_service() -> String {
+    "smtp".into()
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            client_socket: default_client_socket(),
+            userdb_socket: default_userdb_socket(),
+            service: default_service(),
+        }
+    }
+}
+
+impl DaemonConfig for Config {
+    type Service = Service;
+    fn server(&self) -> &ServerSection {
+        &self.server
+    }
+    fn tls(&self) -> Option<&TlsSection> {
+        self.tls.as_ref()
+    }
+    fn listeners(&self) -> &[ListenerConfig<Service>] {
+        &self.listeners
+    }
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.smtpd;
+        if s.max_line < 512 {
+            return Err("smtpd.max_line must be at least 512 (RFC 5321)".into());
+        }
+        if s.max_recipients == 0 {
+            return Err("smtpd.max_recipients must be > 0".into());
+        }
+        if s.max_errors == 0 {
+            return Err("smtpd.max_errors must be > 0".into());
+        }
+        if s.banner.contains(['\r', '\n']) {
+            return Err("smtpd.banner must be one line".into());
+        }
+        if let Some(h) = &s.hostname {
+            if pochta_smtp::Domain::parse(h, false).is_err() {
+                return Err(format!("smtpd.hostname {h:?} is not a domain name"));
+            }
+        }
+        for d in &s.local_domains {
+            if pochta_smtp::Domain::parse(d, true).is_err() {
+                return Err(format!("smtpd.local_domains: {d:?} is not a domain name"));
+            }
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let unix = matches!(l.address, ListenAddress::Unix(_));
+            match l.service {
+                Service::Local if !unix || l.tls != TlsMode::None => {
+                    return Err(format!(
+                        "listener[{i}]: service \"local\" needs a UNIX socket path and \
+                         tls = \"none\""
+                    ))
+                }
+                Service::Submissions if l.tls != TlsMode::Implicit => {
+                    return Err(format!(
+                        "listener[{i}]: service \"submissions\" needs tls = \"implicit\""
+                    ))
+                }
+                Service::Submission if l.tls != TlsMode::Starttls => {
+                    return Err(format!(
+                        "listener[{i}]: service \"submission\" needs tls = \"starttls\" \
+                         (AUTH is only offered over TLS)"
+                    ))
+                }
+                Service::Smtp if l.tls == TlsMode::Implicit => {
+                    return Err(format!(
+                        "listener[{i}]: service \"smtp\" takes tls = \"starttls\" or \"none\""
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address = one host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid network {s:?}: expected e.g. \"192.0.2.0/24\"");
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Network { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let n: Network = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        let one: Network = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+    }
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c: Config =
+            toml::from_str("[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n")
+                .unwrap();
+        assert_eq!(c.smtpd.max_message_size, ByteSize(10_240_000));
+        assert!(c.smtpd.forbid_unauth_pipelining);
+        assert!(c.validate().is_ok());
+        assert!(toml::from_str::<Config>("[smtpd]\nbogus = 1\n").is_err());
+        assert!(toml::from_str::<Config>("[auth]\nbogus = 1\n").is_err());
+        let bad: Config =
+            toml::from_str("[[listener]]\nservice = \"local\"\naddress = \"127.0.0.1:25\"\n")
+                .unwrap();
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,512 @@
+//! One SMTP session: feeds the connection's bytes to the pochta-smtp state machine and answers
+//! its decisions — AUTH relayed to the auth server, RCPT through the relay policy and the
+//! userdb, the finished message into the queue.
+
+use crate::config::Service;
+use crate::headers::{self, Trace};
+use crate::policy::{self, Client, Route};
+use crate::Settings;
+use pochta_auth_client::{AuthClientError, SaslExchange, SaslRequest, SaslStep, Secret};
+use pochta_auth_proto::{base64_decode, base64_encode};
+use pochta_queue::{NewMessage, NewRecipient, QueueId, Spool};
+use pochta_server::{Connection, Fill, Peer, Session as ServerSession, TlsMode};
+use pochta_smtp::{Event, Message, Reply, Session};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The open transaction as the driver sees it (the protocol state is the session's).
+#[derive(Default)]
+struct Txn {
+    sender: String,
+    /// Assigned at the first accepted recipient (Postfix's smtpd_delay_open_until_valid_rcpt).
+    id: Option<QueueId>,
+    /// Queue addresses of the accepted recipients, parallel to the session's list.
+    accepted: Vec<String>,
+}
+
+/// A SASL exchange in progress.
+struct Auth {
+    mechanism: String,
+    exchange: Option<SaslExchange>,
+}
+
+struct Driver {
+    settings: Arc<Settings>,
+    spool: Spool,
+    service: Service,
+    session_id: String,
+    /// `unknown[192.0.2.1]` or `local uid=1000 (alice)`, as Postfix names clients.
+    client: String,
+    peer_ip: Option<std::net::IpAddr>,
+    local_uid: Option<u32>,
+    trusted: bool,
+    txn: Txn,
+    auth: Option<Auth>,
+    /// (mechanism, user) after a successful AUTH.
+    login: Option<(String, String)>,
+}
+
+pub(crate) async fn serve(
+    settings: Arc<Settings>,
+    spool: Spool,
+    conn: Connection,
+    info: ServerSession<Service>,
+) {
+    let (client, peer_ip, local_uid) = match &info.peer {
+        Peer::Tcp(a) => (format!("unknown[{}]", a.ip()), Some(a.ip()), None),
+        Peer::Unix { uid, .. } => {
+            let uid = *uid;
+            let name = tokio::task::spawn_blocking(move || {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".into());
+            (format!("local uid={uid} ({name})"), None, Some(uid))
+        }
+    };
+    let trusted = info.service == Service::Local
+        || peer_ip.is_some_and(|ip| {
+            settings
+                .smtpd
+                .trusted_networks
+                .iter()
+                .any(|n| n.contains(ip))
+        });
+    tracing::info!("connect from {client}");
+    let mut cfg = settings.session.clone();
+    let offers_auth = match info.service {
+        Service::Submission | Service::Submissions => true,
+        Service::Smtp => settings.smtpd.auth_on_smtp,
+        Service::Local => false,
+    };
+    if offers_auth {
+        match settings.sasl.mechanisms().await {
+            Ok(m) => {
+                cfg.auth_mechanisms = pochta_auth_client::filter_mechanisms(&m, true)
+                    .into_iter()
+                    .filter(|m| !m.flags.contains(pochta_auth_client::MechFlag::Anonymous))
+                    .map(|m| m.name.to_ascii_uppercase())
+                    .collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "auth server unavailable: AUTH not offered"),
+        }
+    }
+    // AUTH only under TLS (Postfix smtpd_tls_auth_only): PLAIN/LOGIN never in the clear.
+    cfg.auth_requires_tls = true;
+    cfg.require_auth = matches!(info.service, Service::Submission | Service::Submissions);
+    cfg.starttls = info.tls_mode == TlsMode::Starttls && conn.can_starttls();
+    if info.service == Service::Local {
+        cfg.forbid_unauth_pipelining = false;
+    }
+    let s = if conn.tls().is_some() {
+        Session::new_tls(cfg)
+    } else {
+        Session::new(cfg)
+    };
+    let mut d = Driver {
+        settings,
+        spool,
+        service: info.service,
+        session_id: info.id.to_string(),
+        client,
+        peer_ip,
+        local_uid,
+        trusted,
+        txn: Txn::default(),
+        auth: None,
+        login: None,
+    };
+    let stats = d.run(s, conn).await;
+    tracing::info!("disconnect from {} {stats}", d.client);
+}
+
+impl Driver {
+    /// Runs the session to its end; returns the command counts for the disconnect line.
+    async fn run(&mut self, mut s: Session, mut conn: Connection) -> String {
+        loop {
+            match s.next() {
+                Event::Write(bytes) => {
+                    if let Err(e) = conn.write_all(&bytes).await {
+                        tracing::info!(error = %e, "lost connection from {}", self.client);
+                        break;
+                    }
+                }
+                Event::NeedInput => {
+                    if conn.buffered().is_empty() {
+                        match conn.fill().await {
+                            Ok(Fill::Data) => {}
+                            Ok(Fill::Eof) | Err(_) => {
+                                if s.in_transaction() {
+                                    tracing::info!(
+                                        "lost connection in a transaction from {}",
+                                        self.client
+                                    );
+                                }
+                                break;
+                            }
+                            Ok(Fill::Idle) => {
+                                tracing::info!("timeout from {}", self.client);
+                                s.close_with(Reply::with_status(
+                                    421,
+                                    (4, 4, 2),
+                                    format!("{} Error: timeout exceeded", self.settings.hostname),
+                                ));
+                                continue;
+                            }
+                            Ok(Fill::Shutdown) => {
+                                s.close_with(Reply::with_status(
+                                    421,
+                                    (4, 3, 2),
+                                    format!("{} Service shutting down", self.settings.hostname),
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                    let n = s.feed(conn.buffered());
+                    if n == 0 {
+                        // The session always makes room when it asks for input; never spin.
+                        tracing::error!("SMTP session takes no input; closing");
+                        break;
+                    }
+                    conn.consume(n);
+                }
+                Event::Hello { .. } => s.accept(),
+                Event::Mail { from, .. } => {
+                    self.txn = Txn {
+                        sender: from.to_string(),
+                        ..Txn::default()
+                    };
+                    let check = match (&self.login, self.settings.smtpd.sender_login_match) {
+                        (Some((_, user)), true) => policy::check_sender(
+                            &from,
+                            user,
+                            &self.settings.smtpd.local_domains,
+                            &self.settings.smtpd.recipient_delimiter,
+                        ),
+                        _ => Ok(()),
+                    };
+                    match check {
+                        Ok(()) => s.accept(),
+                        Err(r) => {
+                            self.log_reject("MAIL", &r, &s, None);
+                            s.reply(r);
+                        }
+                    }
+                }
+                Event::Rcpt { to, .. } => match self.rcpt(&to).await {
+                    Ok(address) => {
+                        if self.txn.id.is_none() {
+                            let id = self.spool.new_id();
+                            self.log_client(&id);
+                            self.txn.id = Some(id);
+                        }
+                        self.txn.accepted.push(address);
+                        s.accept();
+                    }
+                    Err(r) => {
+                        self.log_reject("RCPT", &r, &s, Some(&to.to_string()));
+                        s.reply(r);
+                    }
+                },
+                Event::Message(msg) => {
+                    let reply = self.queue(msg, &conn).await;
+                    s.reply(reply);
+                }
+                Event::StartTls if s.buffered_input() + conn.buffered().len() > 0 => {
+                    // Plaintext pipelined behind STARTTLS (CVE-2011-0411): never executed.
+                    tracing::warn!(
+                        "{}: plaintext pipelined after STARTTLS; closing",
+                        self.client
+                    );
+                    break;
+                }
+                Event::StartTls => match conn.starttls().await {
+                    Ok(0) if s.tls_established() == 0 => {
+                        self.txn = Txn::default();
+                        self.auth = None;
+                    }
+                    Ok(_) => {
+                        tracing::warn!(
+                            "{}: plaintext pipelined after STARTTLS; closing",
+                            self.client
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, "{}: TLS handshake failed", self.client);
+                        break;
+                    }
+                },
+                Event::Auth { mechanism, initial } => {
+                    let initial = match initial {
+                        None => None,
+                        Some(d) => match decode(d.expose()) {
+                            Some(v) => Some(v),
+                            None => {
+                                s.reply(cannot_decode());
+                                continue;
+                            }
+                        },
+                    };
+                    let mut req = SaslRequest::new(mechanism.clone(), &self.settings.service);
+                    req.remote_ip = self.peer_ip;
+                    req.secured = s.is_tls();
+                    req.session = Some(self.session_id.clone());
+                    req.initial_response = initial.map(Secret::new);
+                    let step = match self.settings.sasl.start(req).await {
+                        Ok((ex, step)) => {
+                            self.auth = Some(Auth {
+                                mechanism,
+                                exchange: Some(ex),
+                            });
+                            Ok(step)
+                        }
+                        Err(e) => {
+                            self.auth = Some(Auth {
+                                mechanism,
+                                exchange: None,
+                            });
+                            Err(e)
+                        }
+                    };
+                    self.auth_step(step, &mut s);
+                }
+                Event::AuthResponse(data) => {
+                    let Some(bytes) = decode(data.expose()) else {
+                        self.auth = None;
+                        s.reply(cannot_decode());
+                        continue;
+                    };
+                    let step = match self.auth.as_mut().and_then(|a| a.exchange.as_mut()) {
+                        Some(ex) => ex.respond(&bytes).await,
+                        None => Err(AuthClientError::ExchangeFinished),
+                    };
+                    self.auth_step(step, &mut s);
+                }
+                Event::AuthAborted => self.auth = None,
+                Event::Close => {
+                    conn.close().await;
+                    return s.stats().summary();
+                }
+                Event::Pending => {
+                    tracing::error!("SMTP session left a decision unanswered; closing");
+                    break;
+                }
+            }
+        }
+        s.stats().summary()
+    }
+
+    /// RCPT TO: the relay policy, then the userdb for local domains. `Ok` = the queue address.
+    async fn rcpt(&self, to: &pochta_smtp::ForwardPath) -> Result<String, Reply> {
+        let client = Client {
+            authenticated: self.login.is_some(),
+            trusted: self.trusted,
+        };
+        let smtpd = &self.settings.smtpd;
+        match policy::route(to, &smtpd.local_domains, &smtpd.recipient_delimiter, client)? {
+            Route::Relay { address } => Ok(address),
+            Route::Local { address, lookup } => {
+                let found = self
+                    .settings
+                    .userdb
+                    .lookup(&lookup, &self.settings.service, self.peer_ip, None)
+                    .await;
+                match found {
+                    Ok(Some(_)) => Ok(address),
+                    Ok(None) => Err(Reply::with_status(
+                        550,
+                        (5, 1, 1),
+                        format!(
+                            "<{to}>: Recipient address rejected: User unknown in virtual \
+                             mailbox table"
+                        ),
+                    )),
+                    Err(e) => {
+                        tracing::warn!(user = %lookup, error = %e, "userdb lookup failed");
+                        Err(Reply::with_status(
+                            451,
+                            (4, 3, 0),
+                            format!("<{to}>: Temporary lookup failure"),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The finished message: headers added, queued durably. The reply is 250 only after the
+    /// spool said Ok.
+    async fn queue(&mut self, msg: Message, conn: &Connection) -> Reply {
+        let txn = std::mem::take(&mut self.txn);
+        let Some(id) = txn.id else {
+            tracing::error!("message without an accepted recipient; deferring");
+            return queue_error();
+        };
+        if txn.accepted.len() != msg.recipients.len() {
+            // Cannot happen while every accepted RCPT pushes one address; never guess.
+            tracing::error!("{id}: recipient list out of step; deferring the message");
+            return queue_error();
+        }
+        let now = SystemTime::now();
+        let single = (txn.accepted.len() == 1).then(|| txn.accepted[0].as_str());
+        let trace = Trace {
+            helo: &msg.hello,
+            client_ip: self.peer_ip,
+            local_uid: self.local_uid,
+            tls: conn.tls().map(|t| (t.protocol.clone(), t.cipher.clone())),
+            hostname: &self.settings.hostname,
+            with_protocol: msg.with_protocol,
+            queue_id: id.as_str(),
+            single_recipient: single,
+        };
+        let received = headers::received(&trace, now);
+        let scan = headers::scan(&msg.body);
+        let submission = self.login.is_some() || self.service == Service::Local;
+        let (added, message_id) = if submission && self.settings.smtpd.add_missing_headers {
+            headers::missing_headers(&scan, id.as_str(), &self.settings.hostname, now)
+        } else {
+            (Vec::new(), scan.message_id.clone())
+        };
+        let content = headers::assemble(&received, &msg.body, scan.end, &added);
+        let recipients = msg
+            .recipients
+            .iter()
+            .zip(txn.accepted)
+            .map(|(r, address)| NewRecipient {
+                address,
+                orcpt: r.params.orcpt.clone(),
+                notify: r.params.notify,
+            })
+            .collect();
+        let new = NewMessage {
+            sender: msg.reverse_path.to_string(),
+            recipients,
+            envid: msg.mail_params.envid.clone(),
+            ret: msg.mail_params.ret,
+            body: msg.mail_params.body,
+            smtputf8: msg.mail_params.smtputf8,
+            client: self.client.clone(),
+            sasl_username: self.login.as_ref().map(|(_, u)| u.clone()),
+            content,
+        };
+        match self.spool.enqueue(&id, new).await {
+            Ok(()) => {
+                match message_id {
+                    Some(m) => tracing::info!("{id}: message-id={m}"),
+                    None => tracing::info!("{id}: message-id=<>"),
+                }
+                Reply::with_status(250, (2, 0, 0), format!("Ok: queued as {id}"))
+            }
+            Err(e) => {
+                tracing::error!("{id}: queue file write error: {e}");
+                queue_error()
+            }
+        }
+    }
+
+    /// Answers the session with the auth server's step.
+    fn auth_step(&mut self, step: Result<SaslStep, AuthClientError>, s: &mut Session) {
+        let mechanism = self
+            .auth
+            .as_ref()
+            .map(|a| a.mechanism.clone())
+            .unwrap_or_default();
+        match step {
+            Ok(SaslStep::Continue(challenge)) => {
+                s.auth_challenge(&base64_encode(challenge.expose()));
+            }
+            Ok(SaslStep::Success(ok)) => {
+                self.auth = None;
+                tracing::info!(
+                    "{}: SASL {mechanism} authentication succeeded, sasl_username={}",
+                    self.client,
+                    ok.user
+                );
+                s.auth_success(ok.user.clone());
+                self.login = Some((mechanism, ok.user));
+            }
+            Ok(SaslStep::Failure(f)) if !f.is_temporary() => {
+                self.auth = None;
+                let reason = f.reason.unwrap_or_else(|| "(reason unavailable)".into());
+                tracing::warn!(
+                    "{}: SASL {mechanism} authentication failed: {reason}",
+                    self.client
+                );
+                s.reply(Reply::with_status(
+                    535,
+                    (5, 7, 8),
+                    format!("Error: authentication failed: {reason}"),
+                ));
+            }
+            Ok(SaslStep::Failure(_)) | Err(_) => {
+                self.auth = None;
+                if let Err(e) = step {
+                    tracing::warn!(error = %e, "auth server unavailable");
+                }
+                tracing::warn!(
+                    "{}: SASL {mechanism} authentication failed: temporary failure",
+                    self.client
+                );
+                s.reply(Reply::with_status(
+                    454,
+                    (4, 7, 0),
+                    "Temporary authentication failure",
+                ));
+            }
+        }
+    }
+
+    /// `<id>: client=unknown[ip], sasl_method=PLAIN, sasl_username=alice@example.org`.
+    fn log_client(&self, id: &QueueId) {
+        match &self.login {
+            Some((method, user)) => tracing::info!(
+                "{id}: client={}, sasl_method={method}, sasl_username={user}",
+                self.client
+            ),
+            None => tracing::info!("{id}: client={}", self.client),
+        }
+    }
+
+    /// `NOQUEUE: reject: RCPT from unknown[ip]: 554 5.7.1 <…>: Relay access denied;
+    /// from=<…> to=<…> proto=ESMTP helo=<…>`.
+    fn log_reject(&self, stage: &str, r: &Reply, s: &Session, to: Option<&str>) {
+        let id = self
+            .txn
+            .id
+            .as_ref()
+            .map_or_else(|| "NOQUEUE".to_owned(), |i| i.to_string());
+        let text = r.to_wire(true);
+        let to = to.map(|t| format!(" to=<{t}>")).unwrap_or_default();
+        tracing::info!(
+            "{id}: reject: {stage} from {}: {}; from=<{}>{to} helo=<{}>",
+            self.client,
+            text.trim_end(),
+            self.txn.sender,
+            s.hello_name().unwrap_or_default()
+        );
+    }
+}
+
+/// A SASL response or initial response: base64, or `=` for an empty one (RFC 4954 §4).
+fn decode(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    if t == "=" {
+        return Some(Vec::new());
+    }
+    base64_decode(t)
+}
+
+fn cannot_decode() -> Reply {
+    Reply::with_status(501, (5, 5, 2), "Cannot decode response")
+}
+
+fn queue_error() -> Reply {
+    Reply::with_status(451, (4, 3, 0), "Error: queue file write error")
+}
