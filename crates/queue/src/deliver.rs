@@ -1,0 +1,318 @@
+//! One delivery attempt of one message: load it, send its open recipients over LMTP, apply the
+//! per-recipient results (2xx delivered, 4xx deferred with backoff, 5xx bounced-pending),
+//! persist them and log each in Postfix's shape.
+
+use crate::config::DeliveryConfig;
+use crate::file::{Parsed, RcptState, RcptStatus, StoredRecipient};
+use crate::pool::{Pool, Pooled};
+use crate::spool::{self, QueueError};
+use crate::{now_ms, QueueId};
+use pochta_smtp_client::{Envelope, Incomplete, RcptOutcome, Recipient};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Shared by all delivery tasks.
+pub(crate) struct Ctx {
+    pub(crate) dir: PathBuf,
+    pub(crate) cfg: DeliveryConfig,
+    pub(crate) pool: Pool,
+}
+
+/// Where a recipient goes. Only local LMTP today; the outbound work adds remote SMTP routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Lmtp,
+}
+
+/// The routing hook: every recipient is local for now.
+pub(crate) fn route(_rcpt: &StoredRecipient) -> Route {
+    Route::Lmtp
+}
+
+/// Result of one recipient in this attempt.
+enum Outcome {
+    Reply(RcptOutcome),
+    /// Connection-level trouble: deferred with this text.
+    Error(String),
+}
+
+/// Delivers what is open in `id`; returns when to try again (None: nothing left to schedule —
+/// done, bounced-pending, deleted or held).
+pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Option<u64> {
+    let dir = ctx.dir.clone();
+    let lid = id.clone();
+    let loaded = tokio::task::spawn_blocking(move || spool::load(&dir, &lid)).await;
+    let (parsed, bytes) = match loaded {
+        Ok(Ok(v)) => v,
+        Ok(Err(QueueError::NotFound(_))) => return None,
+        Ok(Err(QueueError::Format(..))) => return None,
+        Ok(Err(e)) => {
+            tracing::error!("{id}: {e}");
+            return Some(now_ms() + ctx.cfg.minimal_backoff.0.as_millis() as u64);
+        }
+        Err(e) => {
+            tracing::error!("{id}: load task failed: {e}");
+            return Some(now_ms() + ctx.cfg.minimal_backoff.0.as_millis() as u64);
+        }
+    };
+    let open: Vec<usize> = (0..parsed.states.len())
+        .filter(|&i| parsed.states[i].status.is_open())
+        .collect();
+    if open.is_empty() {
+        return finish(&ctx, &id, &parsed, &[]).await;
+    }
+    // Every open recipient routes to LMTP today; other routes come with outbound delivery.
+    let lmtp: Vec<usize> = open
+        .iter()
+        .copied()
+        .filter(|&i| route(&parsed.envelope.recipients[i]) == Route::Lmtp)
+        .collect();
+    let started = Instant::now();
+    let start_ms = now_ms();
+    let env = Envelope {
+        sender: parsed.envelope.sender.clone(),
+        recipients: lmtp
+            .iter()
+            .map(|&i| {
+                let r = &parsed.envelope.recipients[i];
+                Recipient {
+                    address: r.address.clone(),
+                    notify: r.notify,
+                    orcpt: r.orcpt.clone(),
+                }
+            })
+            .collect(),
+        envid: parsed.envelope.envid.clone(),
+        ret: parsed.envelope.ret,
+        body: parsed.envelope.body,
+        smtputf8: parsed.envelope.smtputf8,
+    };
+    let content = &bytes[parsed.content.clone()];
+    let (outcomes, relay, setup) = transact(&ctx, &env, content).await;
+    let xfer = started.elapsed().saturating_sub(setup);
+    let now = now_ms();
+    let mut changes = Vec::new();
+    for (k, &i) in lmtp.iter().enumerate() {
+        let old = &parsed.states[i];
+        let outcome = outcomes.get(k);
+        let (st, dsn, status_word, text) = apply(&ctx.cfg, &parsed, old, outcome, now, &relay);
+        let rcpt = &parsed.envelope.recipients[i];
+        let delay = secs(now.saturating_sub(parsed.envelope.arrival_ms));
+        let a = secs(picked_ms.saturating_sub(parsed.envelope.arrival_ms));
+        let b = secs(start_ms.saturating_sub(picked_ms));
+        tracing::info!(
+            "{id}: to=<{}>, relay={relay}, delay={delay}, delays={a}/{b}/{}/{}, dsn={dsn}, \
+             status={status_word} ({text})",
+            rcpt.address,
+            fmt_secs(setup),
+            fmt_secs(xfer),
+        );
+        changes.push((i, st));
+    }
+    finish(&ctx, &id, &parsed, &changes).await
+}
+
+/// Persists the changes and decides what happens next with the message.
+async fn finish(
+    ctx: &Ctx,
+    id: &QueueId,
+    parsed: &Parsed,
+    changes: &[(usize, RcptState)],
+) -> Option<u64> {
+    let mut states = parsed.states.clone();
+    for (i, st) in changes {
+        states[*i] = st.clone();
+    }
+    let all_delivered = states.iter().all(|s| s.status == RcptStatus::Delivered);
+    let dir = ctx.dir.clone();
+    let tid = id.clone();
+    let changes = changes.to_vec();
+    let res = tokio::task::spawn_blocking(move || {
+        if all_delivered {
+            spool::remove(&dir, &tid)
+        } else if changes.is_empty() {
+            Ok(())
+        } else {
+            spool::append_states(&dir, &tid, &changes)
+        }
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {}
+        Ok(Err(QueueError::NotFound(_))) => return None,
+        Ok(Err(e)) => {
+            // Results not recorded: the next attempt repeats them (possible duplicates, no loss).
+            tracing::error!("{id}: cannot record delivery status: {e}");
+        }
+        Err(e) => tracing::error!("{id}: status task failed: {e}"),
+    }
+    if all_delivered {
+        tracing::info!("{id}: removed");
+        return None;
+    }
+    states
+        .iter()
+        .filter(|s| s.status.is_open())
+        .map(|s| s.next_ms)
+        .min()
+}
+
+/// Runs the transaction, reconnecting once when a reused connection turned out dead before
+/// anything was sent. Returns per-recipient outcomes, `relay=` and connection setup time.
+async fn transact(ctx: &Ctx, env: &Envelope, content: &[u8]) -> (Vec<Outcome>, String, Duration) {
+    let mut fresh = false;
+    loop {
+        let t0 = Instant::now();
+        let mut pooled: Pooled = match ctx.pool.get(fresh).await {
+            Ok(p) => p,
+            Err(e) => {
+                let relay = ctx.pool.relay_name();
+                let text = e.describe(&relay);
+                let n = env.recipients.len();
+                return (
+                    (0..n).map(|_| Outcome::Error(text.clone())).collect(),
+                    relay,
+                    t0.elapsed(),
+                );
+            }
+        };
+        let setup = if pooled.reused {
+            Duration::ZERO
+        } else {
+            t0.elapsed()
+        };
+        let relay = pooled.conn.relay().to_owned();
+        match pooled.conn.send(env, content).await {
+            Ok(o) => {
+                ctx.pool.put(pooled);
+                return (o.into_iter().map(Outcome::Reply).collect(), relay, setup);
+            }
+            Err(inc) => {
+                let nothing_known = inc.known.iter().all(Option::is_none);
+                if pooled.reused && !inc.data_sent && nothing_known {
+                    // The server closed the idle connection meanwhile: nothing was delivered.
+                    fresh = true;
+                    continue;
+                }
+                return (incomplete(inc, &relay), relay, setup);
+            }
+        }
+    }
+}
+
+fn incomplete(inc: Incomplete, relay: &str) -> Vec<Outcome> {
+    let text = inc.error.describe(relay);
+    inc.known
+        .into_iter()
+        .map(|k| match k {
+            Some(o) => Outcome::Reply(o),
+            None => Outcome::Error(text.clone()),
+        })
+        .collect()
+}
+
+/// New state, dsn, Postfix status word and reason text for one recipient.
+fn apply(
+    cfg: &DeliveryConfig,
+    parsed: &Parsed,
+    old: &RcptState,
+    outcome: Option<&Outcome>,
+    now: u64,
+    relay: &str,
+) -> (RcptState, String, &'static str, String) {
+    let attempts = old.attempts.saturating_add(1);
+    let (class, dsn, text) = match outcome {
+        Some(Outcome::Reply(o)) => {
+            let text = if o.reply.is_positive() {
+                o.reply.to_string()
+            } else {
+                format!(
+                    "host {relay} said: {} (in reply to {} command)",
+                    o.reply,
+                    o.stage.command()
+                )
+            };
+            (o.reply.code() / 100, o.reply.dsn(), text)
+        }
+        Some(Outcome::Error(t)) => (4, "4.4.2".to_owned(), t.clone()),
+        None => (
+            4,
+            "4.4.0".to_owned(),
+            "no result for this recipient".to_owned(),
+        ),
+    };
+    let mut st = RcptState {
+        status: RcptStatus::Delivered,
+        attempts,
+        last_ms: now,
+        next_ms: 0,
+        reason: text.clone(),
+    };
+    match class {
+        2 => (st, dsn, "sent", text),
+        5 => {
+            st.status = RcptStatus::Bounced;
+            (st, dsn, "bounced", text)
+        }
+        _ => {
+            let age = now.saturating_sub(parsed.envelope.arrival_ms);
+            if age >= cfg.maximal_queue_lifetime.0.as_millis() as u64 {
+                st.status = RcptStatus::Bounced;
+                st.reason = format!("message expired in the queue: {text}");
+                return (st, dsn, "expired", text);
+            }
+            st.status = RcptStatus::Deferred;
+            st.next_ms = now + backoff(cfg, attempts).as_millis() as u64;
+            (st, dsn, "deferred", text)
+        }
+    }
+}
+
+/// minimal_backoff × 2^(attempts−1), at most maximal_backoff.
+pub(crate) fn backoff(cfg: &DeliveryConfig, attempts: u32) -> Duration {
+    let min = cfg.minimal_backoff.0;
+    let max = cfg.maximal_backoff.0.max(min);
+    let shift = attempts.saturating_sub(1).min(30);
+    min.checked_mul(1u32 << shift).unwrap_or(max).min(max)
+}
+
+fn secs(ms: u64) -> String {
+    fmt_secs(Duration::from_millis(ms))
+}
+
+/// Postfix's compact delay format: `0`, `0.05`, `1.2`, `17`.
+pub(crate) fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 0.005 {
+        "0".to_owned()
+    } else if s < 1.0 {
+        format!("{s:.2}")
+    } else if s < 10.0 {
+        format!("{s:.1}")
+    } else {
+        format!("{s:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cfg = DeliveryConfig::default();
+        assert_eq!(backoff(&cfg, 1), Duration::from_secs(300));
+        assert_eq!(backoff(&cfg, 2), Duration::from_secs(600));
+        assert_eq!(backoff(&cfg, 7), Duration::from_secs(4 * 3600));
+        assert_eq!(backoff(&cfg, 1000), Duration::from_secs(4 * 3600));
+    }
+
+    #[test]
+    fn delay_format() {
+        assert_eq!(fmt_secs(Duration::from_millis(1)), "0");
+        assert_eq!(fmt_secs(Duration::from_millis(140)), "0.14");
+        assert_eq!(fmt_secs(Duration::from_millis(1200)), "1.2");
+        assert_eq!(fmt_secs(Duration::from_secs(17)), "17");
+    }
+}

@@ -1,0 +1,470 @@
+//! The queue file format: one file per message, written once (envelope + content + checksum),
+//! then only appended to (one checksummed record per recipient state change). Pure functions:
+//! bytes in, types out; the parser bounds everything by the input length and never panics.
+//!
+//! ```text
+//! POCHTA-QUEUE 1\n
+//! id 18A3F0C2B41D7\n            arrival 1763894400123\n      (unix milliseconds)
+//! sender <esc>\n                client <esc>\n    [sasl <esc>] [envid <esc>] [ret FULL|HDRS]
+//! [body 7BIT|8BITMIME|BINARYMIME] [smtputf8 1]
+//! rcpt <esc address> <NEVER|SUCCESS,FAILURE,DELAY|-> <esc type>;<esc addr>|-\n   (≥ 1)
+//! content <N>\n <N bytes> \n end <crc32 of everything before "end", 8 hex>\n
+//! r <idx> <D|F|B> <attempt ms> <attempts> <next ms> <esc reason> <crc32 of the line before>\n
+//! ```
+//! `<esc>`: bytes 0x21..0x7E except `+ ; ,` as is, others `+XX`. A file without a valid `end`
+//! line is incomplete (never acknowledged). A torn last record (crash during an append) is
+//! ignored and cut off before the next append.
+
+use crate::QueueId;
+use pochta_smtp::{Body, Notify, Orcpt, Ret};
+use std::fmt;
+use std::ops::Range;
+
+const MAGIC: &[u8] = b"POCHTA-QUEUE 1\n";
+/// Longest header or record line; anything longer is corruption.
+const MAX_LINE: usize = 64 * 1024;
+/// Longest stored reason (the server's reply text).
+pub const MAX_REASON: usize = 1000;
+
+/// The envelope as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub id: QueueId,
+    /// Arrival time, unix milliseconds.
+    pub arrival_ms: u64,
+    /// Reverse-path without `<>`; empty = null sender.
+    pub sender: String,
+    pub recipients: Vec<StoredRecipient>,
+    pub envid: Option<String>,
+    pub ret: Option<Ret>,
+    pub body: Option<Body>,
+    pub smtputf8: bool,
+    pub client: String,
+    pub sasl_username: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecipient {
+    pub address: String,
+    pub notify: Option<Notify>,
+    pub orcpt: Option<Orcpt>,
+}
+
+/// Where a recipient stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RcptStatus {
+    /// Not tried yet.
+    Pending,
+    /// Temporary failure; retried at `next_ms`.
+    Deferred,
+    Delivered,
+    /// Permanent failure: kept and reported until bounces are sent (outbound work).
+    Bounced,
+}
+
+impl RcptStatus {
+    /// Still to be delivered.
+    pub fn is_open(self) -> bool {
+        matches!(self, RcptStatus::Pending | RcptStatus::Deferred)
+    }
+}
+
+/// The current state of one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RcptState {
+    pub status: RcptStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Time of the last attempt (unix ms), 0 = never.
+    pub last_ms: u64,
+    /// Next attempt (unix ms); 0 = as soon as possible.
+    pub next_ms: u64,
+    /// The last server reply or error, for logs and mailq.
+    pub reason: String,
+}
+
+impl RcptState {
+    pub fn pending() -> RcptState {
+        RcptState {
+            status: RcptStatus::Pending,
+            attempts: 0,
+            last_ms: 0,
+            next_ms: 0,
+            reason: String::new(),
+        }
+    }
+}
+
+/// A parsed queue file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub envelope: Envelope,
+    /// Where the content is in the input.
+    pub content: Range<usize>,
+    /// One per recipient, in envelope order.
+    pub states: Vec<RcptState>,
+    /// Length of the valid prefix (everything after is a torn record to cut off).
+    pub valid_len: usize,
+}
+
+/// Why a file is not a (complete) queue file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormatError {
+    /// No valid `end` line: an incomplete write, never acknowledged.
+    Incomplete,
+    /// Structurally wrong: corruption or not our file.
+    Corrupt(String),
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Incomplete => write!(f, "incomplete queue file"),
+            FormatError::Corrupt(m) => write!(f, "corrupt queue file: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+fn corrupt(m: impl Into<String>) -> FormatError {
+    FormatError::Corrupt(m.into())
+}
+
+/// The bytes of a new queue file.
+pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
+    let mut h = String::with_capacity(256 + 64 * env.recipients.len());
+    h.push_str("POCHTA-QUEUE 1\n");
+    h.push_str(&format!("id {}\narrival {}\n", env.id, env.arrival_ms));
+    h.push_str(&format!(
+        "sender {}\nclient {}\n",
+        esc(&env.sender),
+        esc(&env.client)
+    ));
+    if let Some(s) = &env.sasl_username {
+        h.push_str(&format!("sasl {}\n", esc(s)));
+    }
+    if let Some(e) = &env.envid {
+        h.push_str(&format!("envid {}\n", esc(e)));
+    }
+    if let Some(r) = env.ret {
+        h.push_str(match r {
+            Ret::Full => "ret FULL\n",
+            Ret::Hdrs => "ret HDRS\n",
+        });
+    }
+    if let Some(b) = env.body {
+        h.push_str(match b {
+            Body::SevenBit => "body 7BIT\n",
+            Body::EightBitMime => "body 8BITMIME\n",
+            Body::BinaryMime => "body BINARYMIME\n",
+        });
+    }
+    if env.smtputf8 {
+        h.push_str("smtputf8 1\n");
+    }
+    for r in &env.recipients {
+        let notify = r.notify.map(notify_text).unwrap_or_else(|| "-".into());
+        let orcpt = match &r.orcpt {
+            Some(o) => format!("{};{}", esc(&o.addr_type), esc(&o.address)),
+            None => "-".into(),
+        };
+        h.push_str(&format!("rcpt {} {notify} {orcpt}\n", esc(&r.address)));
+    }
+    h.push_str(&format!("content {}\n", content.len()));
+    let mut out = Vec::with_capacity(h.len() + content.len() + 16);
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(content);
+    out.push(b'\n');
+    let crc = crc32(&out);
+    out.extend_from_slice(format!("end {crc:08x}\n").as_bytes());
+    out
+}
+
+/// One appended state record for recipient `idx`.
+pub fn encode_record(idx: usize, st: &RcptState) -> Vec<u8> {
+    let kind = match st.status {
+        RcptStatus::Pending | RcptStatus::Deferred => 'F',
+        RcptStatus::Delivered => 'D',
+        RcptStatus::Bounced => 'B',
+    };
+    let reason: String = st.reason.chars().take(MAX_REASON).collect();
+    let line = format!(
+        "r {idx} {kind} {} {} {} {}",
+        st.last_ms,
+        st.attempts,
+        st.next_ms,
+        esc(&reason)
+    );
+    format!("{line} {:08x}\n", crc32(line.as_bytes())).into_bytes()
+}
+
+/// Parses a whole queue file.
+pub fn parse(buf: &[u8]) -> Result<Parsed, FormatError> {
+    if !buf.starts_with(MAGIC) {
+        if MAGIC.starts_with(buf) {
+            return Err(FormatError::Incomplete);
+        }
+        return Err(corrupt("bad magic"));
+    }
+    let mut pos = MAGIC.len();
+    let mut id = None;
+    let mut arrival = None;
+    let mut sender = None;
+    let mut client = None;
+    let mut env_opt = (None, None, None, None, false); // sasl, envid, ret, body, utf8
+    let mut recipients = Vec::new();
+    let content_len: usize;
+    loop {
+        let Some(line) = next_line(buf, &mut pos)? else {
+            return Err(FormatError::Incomplete);
+        };
+        let (key, val) = line.split_once(' ').ok_or_else(|| corrupt("header line"))?;
+        match key {
+            "id" => id = Some(QueueId::parse(val).ok_or_else(|| corrupt("bad id"))?),
+            "arrival" => arrival = Some(val.parse::<u64>().map_err(|_| corrupt("arrival"))?),
+            "sender" => sender = Some(unesc(val)?),
+            "client" => client = Some(unesc(val)?),
+            "sasl" => env_opt.0 = Some(unesc(val)?),
+            "envid" => env_opt.1 = Some(unesc(val)?),
+            "ret" => {
+                env_opt.2 = Some(match val {
+                    "FULL" => Ret::Full,
+                    "HDRS" => Ret::Hdrs,
+                    _ => return Err(corrupt("ret")),
+                })
+            }
+            "body" => {
+                env_opt.3 = Some(match val {
+                    "7BIT" => Body::SevenBit,
+                    "8BITMIME" => Body::EightBitMime,
+                    "BINARYMIME" => Body::BinaryMime,
+                    _ => return Err(corrupt("body")),
+                })
+            }
+            "smtputf8" => env_opt.4 = val == "1",
+            "rcpt" => recipients.push(parse_rcpt(val)?),
+            "content" => {
+                content_len = val.parse().map_err(|_| corrupt("content length"))?;
+                break;
+            }
+            _ => return Err(corrupt(format!("unknown header {}", trunc(key)))),
+        }
+    }
+    let start = pos;
+    let end = start
+        .checked_add(content_len)
+        .ok_or_else(|| corrupt("content length"))?;
+    if end >= buf.len() {
+        return Err(FormatError::Incomplete);
+    }
+    if buf[end] != b'\n' {
+        return Err(corrupt("content not followed by newline"));
+    }
+    pos = end + 1;
+    let crc = crc32(&buf[..pos]);
+    let Some(end_line) = next_line(buf, &mut pos).map_err(|_| FormatError::Incomplete)? else {
+        return Err(FormatError::Incomplete);
+    };
+    if end_line != format!("end {crc:08x}") {
+        return Err(FormatError::Incomplete);
+    }
+    let envelope = Envelope {
+        id: id.ok_or_else(|| corrupt("no id"))?,
+        arrival_ms: arrival.ok_or_else(|| corrupt("no arrival"))?,
+        sender: sender.ok_or_else(|| corrupt("no sender"))?,
+        client: client.unwrap_or_default(),
+        sasl_username: env_opt.0,
+        envid: env_opt.1,
+        ret: env_opt.2,
+        body: env_opt.3,
+        smtputf8: env_opt.4,
+        recipients,
+    };
+    if envelope.recipients.is_empty() {
+        return Err(corrupt("no recipients"));
+    }
+    let mut states = vec![RcptState::pending(); envelope.recipients.len()];
+    let mut valid_len = pos;
+    // Records: a bad one ends the list (a torn append); everything before it counts.
+    while let Ok(Some(line)) = next_line(buf, &mut pos) {
+        match parse_record(line, states.len()) {
+            Some((idx, st)) => {
+                states[idx] = st;
+                valid_len = pos;
+            }
+            None => break,
+        }
+    }
+    Ok(Parsed {
+        envelope,
+        content: start..end,
+        states,
+        valid_len,
+    })
+}
+
+fn parse_rcpt(val: &str) -> Result<StoredRecipient, FormatError> {
+    let mut f = val.split(' ');
+    let (Some(addr), Some(notify), Some(orcpt), None) = (f.next(), f.next(), f.next(), f.next())
+    else {
+        return Err(corrupt("rcpt fields"));
+    };
+    let notify = match notify {
+        "-" => None,
+        n => Some(parse_notify(n).ok_or_else(|| corrupt("notify"))?),
+    };
+    let orcpt = match orcpt {
+        "-" => None,
+        o => {
+            let (t, a) = o.split_once(';').ok_or_else(|| corrupt("orcpt"))?;
+            Some(Orcpt {
+                addr_type: unesc(t)?,
+                address: unesc(a)?,
+            })
+        }
+    };
+    Ok(StoredRecipient {
+        address: unesc(addr)?,
+        notify,
+        orcpt,
+    })
+}
+
+fn parse_record(line: &str, n: usize) -> Option<(usize, RcptState)> {
+    let (body, crc) = line.rsplit_once(' ')?;
+    if crc.len() != 8 || u32::from_str_radix(crc, 16).ok()? != crc32(body.as_bytes()) {
+        return None;
+    }
+    let mut f = body.split(' ');
+    if f.next()? != "r" {
+        return None;
+    }
+    let idx: usize = f.next()?.parse().ok()?;
+    let status = match f.next()? {
+        "D" => RcptStatus::Delivered,
+        "F" => RcptStatus::Deferred,
+        "B" => RcptStatus::Bounced,
+        _ => return None,
+    };
+    let last_ms = f.next()?.parse().ok()?;
+    let attempts = f.next()?.parse().ok()?;
+    let next_ms = f.next()?.parse().ok()?;
+    let reason = unesc(f.next()?).ok()?;
+    if f.next().is_some() || idx >= n {
+        return None;
+    }
+    Some((
+        idx,
+        RcptState {
+            status,
+            attempts,
+            last_ms,
+            next_ms,
+            reason,
+        },
+    ))
+}
+
+/// The next `\n`-terminated line as UTF-8 (without the `\n`); `Ok(None)` at end of input or
+/// on an unterminated last line.
+fn next_line<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Option<&'a str>, FormatError> {
+    let rest = buf.get(*pos..).unwrap_or_default();
+    let window = &rest[..rest.len().min(MAX_LINE)];
+    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        if rest.len() > MAX_LINE {
+            return Err(corrupt("line too long"));
+        }
+        return Ok(None);
+    };
+    let line = std::str::from_utf8(&rest[..nl]).map_err(|_| corrupt("not UTF-8"))?;
+    *pos += nl + 1;
+    Ok(Some(line))
+}
+
+fn trunc(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// `NEVER` or `SUCCESS,FAILURE,DELAY` subset.
+pub fn notify_text(n: Notify) -> String {
+    pochta_smtp_client::notify_value(n)
+}
+
+fn parse_notify(s: &str) -> Option<Notify> {
+    let mut n = Notify::default();
+    for w in s.split(',') {
+        match w {
+            "NEVER" => n.never = true,
+            "SUCCESS" => n.success = true,
+            "FAILURE" => n.failure = true,
+            "DELAY" => n.delay = true,
+            _ => return None,
+        }
+    }
+    Some(n)
+}
+
+/// Escapes everything but printable ASCII (and our separators `+ ; ,`) as `+XX`.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        if (0x21..=0x7e).contains(&c) && !b"+;,".contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("+{c:02X}"));
+        }
+    }
+    out
+}
+
+fn unesc(s: &str) -> Result<String, FormatError> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            let hex = s.get(i + 1..i + 3).ok_or_else(|| corrupt("escape"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| corrupt("escape"))?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| corrupt("escaped text not UTF-8"))
+}
+
+/// CRC-32 (IEEE 802.3), bitwise-table free but fast enough for queue files.
+pub fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = make_table();
+    let mut crc = !0u32;
+    for &b in data {
+        crc = TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+const fn make_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

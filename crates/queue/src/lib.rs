@@ -1,0 +1,52 @@
+//! pochta-queue: pochta-mta's mail queue and its local delivery runner.
+//!
+//! The spool ([`Spool`]) stores each accepted message as one queue file (envelope + content,
+//! see [`file`]) and acknowledges it only after the file and its directory entry are fsynced;
+//! concurrent enqueues share one directory fsync (group commit on a dedicated thread). Per-
+//! recipient state (delivered, deferred with reason and next attempt, bounced) is appended to
+//! the file with a checksum, so a crash or restart resumes exactly. The runner
+//! ([`spawn_runner`]) keeps an in-memory schedule ordered by next attempt (built once at start,
+//! then fed by enqueues, results and `flush` requests — no periodic rescans) and delivers over
+//! LMTP with per-recipient results, exponential backoff, connection reuse and bounded
+//! concurrency. [`mailq`] prints the queue in Postfix's layout; [`admin`] holds what
+//! `pochta queue` and `sendmail -q` do.
+//!
+//! Trust: the queue files are ours (checksummed; a corrupt one is moved to `corrupt/`, never
+//! deleted); the LMTP server's replies are parsed by pochta-smtp-client with limits. Runs as the
+//! mta's user, which owns the spool directory; admin commands run as that user or root.
+//!
+//! Layout of the spool directory: `tmp/` (files being written; removed at start),
+//! `queue/` (acknowledged messages), `hold/` (held by the admin), `corrupt/`, `lock` (flock of
+//! the running mta), `flush` (UNIX datagram socket: `flush` or `flush <id>` makes the runner
+//! retry now).
+//!
+//! RFCs: 5321 §4.5.4 (retry strategy), 2033 (LMTP per-recipient replies), 3461 (DSN parameters
+//! kept with the recipient).
+//!
+//! Dependencies: nix for flock(2); pochta-smtp for the DSN/BODY types the smtpd parses.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+mod config;
+mod deliver;
+pub mod file;
+mod id;
+pub mod mailq;
+mod pool;
+mod runner;
+mod schedule;
+mod spool;
+
+pub use config::{parse_duration, DeliveryConfig, DurationStr, LmtpEndpoint, QueueConfig};
+pub use id::QueueId;
+pub use runner::{spawn_runner, FLUSH_SOCKET};
+pub use spool::{NewMessage, NewRecipient, QueueError, Spool};
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
