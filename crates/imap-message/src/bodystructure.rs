@@ -1,0 +1,166 @@
+//! BODY and BODYSTRUCTURE (RFC 3501 §7.4.2, RFC 9051 §7.5.2) in Dovecot 2.3's rendering:
+//! missing Content-Type → `"text" "plain" ("charset" "us-ascii")`, a text part without a
+//! charset gets `("charset" "us-ascii")` appended, missing subtype → `plain` (text) or
+//! `unknown`, a multipart without parts renders one empty text/plain part and a missing
+//! multipart subtype `x-unknown`; sizes are CRLF sizes and line counts count LFs.
+
+use crate::crlf::{crlf_len, lines};
+use crate::envelope;
+use crate::mime::{Content, Kind, Part};
+use crate::quote::{imap_string, nstring_nolf};
+
+const EMPTY_BODY: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)";
+const EMPTY_BODYSTRUCTURE: &[u8] =
+    b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
+
+/// Appends the structure of `part` (the top-level message's part has no surrounding
+/// parentheses of its own: the caller adds them, as `BODY (…)`).
+pub(crate) fn write(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
+    match part.kind {
+        Kind::Multipart => write_multipart(out, raw, part, extended),
+        _ => write_single(out, raw, part, extended),
+    }
+}
+
+fn write_multipart(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
+    if part.children.is_empty() {
+        out.extend_from_slice(if extended {
+            EMPTY_BODYSTRUCTURE
+        } else {
+            EMPTY_BODY
+        });
+    }
+    for c in &part.children {
+        out.push(b'(');
+        write(out, raw, c, extended);
+        out.push(b')');
+    }
+    let c = &part.content;
+    out.push(b' ');
+    match c.ctype.as_ref().and_then(|t| t.1.as_deref()) {
+        Some(sub) => imap_string(out, sub),
+        None => out.extend_from_slice(b"\"x-unknown\""),
+    }
+    if !extended {
+        return;
+    }
+    out.push(b' ');
+    params(out, &c.params, false);
+    write_ext_common(out, c);
+}
+
+fn write_single(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
+    let c = &part.content;
+    let text;
+    if part.kind == Kind::Message || part.digest_default {
+        out.extend_from_slice(b"\"message\" \"rfc822\"");
+        text = false;
+    } else {
+        match &c.ctype {
+            None => {
+                out.extend_from_slice(b"\"text\" \"plain\"");
+                text = true;
+            }
+            Some((ty, sub)) => {
+                text = ty.eq_ignore_ascii_case(b"text");
+                imap_string(out, ty);
+                out.push(b' ');
+                match sub {
+                    Some(s) => imap_string(out, s),
+                    None if text => out.extend_from_slice(b"\"plain\""),
+                    None => out.extend_from_slice(b"\"unknown\""),
+                }
+            }
+        }
+    }
+    out.push(b' ');
+    params(out, &c.params, text);
+    out.push(b' ');
+    nstring_nolf(out, c.id.as_deref());
+    out.push(b' ');
+    nstring_nolf(out, c.description.as_deref());
+    out.push(b' ');
+    match &c.cte {
+        None => out.extend_from_slice(b"\"7bit\""),
+        Some(e) => imap_string(out, e),
+    }
+    out.push(b' ');
+    out.extend_from_slice(crlf_len(raw, part.body()).to_string().as_bytes());
+    if text {
+        out.push(b' ');
+        out.extend_from_slice(lines(raw, part.body()).to_string().as_bytes());
+    } else if part.kind == Kind::Message {
+        if let Some(inner) = part.children.first() {
+            out.extend_from_slice(b" (");
+            envelope::write(out, raw, inner.hdr_start..inner.fields_end);
+            out.extend_from_slice(b") (");
+            write(out, raw, inner, extended);
+            out.extend_from_slice(b") ");
+            out.extend_from_slice(lines(raw, part.body()).to_string().as_bytes());
+        }
+    }
+    if !extended {
+        return;
+    }
+    out.push(b' ');
+    nstring_nolf(out, c.md5.as_deref());
+    write_ext_common(out, c);
+}
+
+/// ` disposition language location`.
+fn write_ext_common(out: &mut Vec<u8>, c: &Content) {
+    out.push(b' ');
+    match &c.disposition {
+        None => out.extend_from_slice(b"NIL"),
+        Some((d, p)) => {
+            out.push(b'(');
+            imap_string(out, d);
+            out.push(b' ');
+            params(out, p, false);
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    match &c.language {
+        None => out.extend_from_slice(b"NIL"),
+        Some(langs) => {
+            out.push(b'(');
+            for (i, l) in langs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                imap_string(out, l);
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    nstring_nolf(out, c.location.as_deref());
+}
+
+fn params(out: &mut Vec<u8>, p: &[(Vec<u8>, Vec<u8>)], default_charset: bool) {
+    if p.is_empty() && !default_charset {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    let mut seen_charset = false;
+    for (i, (k, v)) in p.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        if k.eq_ignore_ascii_case(b"charset") {
+            seen_charset = true;
+        }
+        imap_string(out, k);
+        out.push(b' ');
+        imap_string(out, v);
+    }
+    if default_charset && !seen_charset {
+        if !p.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\"charset\" \"us-ascii\"");
+    }
+    out.push(b')');
+}

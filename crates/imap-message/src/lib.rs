@@ -1,0 +1,290 @@
+//! pochta-imap-message: what IMAP needs to know about one stored message — ENVELOPE,
+//! BODY/BODYSTRUCTURE, BODY[section], BINARY[section], RFC822.SIZE and the SEARCH helpers —
+//! rendered byte for byte as Dovecot 2.3 renders them where the RFCs leave a choice.
+//!
+//! - Trusts nothing: the message is whatever a sender wrote. Parsing is total (any bytes give
+//!   an answer, never a panic), linear in the input, nesting is bounded ([`mime::MAX_DEPTH`]
+//!   levels, [`mime::MAX_PARTS`] parts) and memory is O(input).
+//! - Runs inside pochta-imapd as the logged-in mail user; a pure library (no I/O, no tokio).
+//! - Input is the file as stored (LF or CRLF); every size and output is as if each bare LF
+//!   were CRLF, computed on the fly: nothing is converted until a section is asked for.
+//! - Lazy: [`Message::parse`] only finds the end of the top header; the MIME tree is built
+//!   on the first request that needs it. ENVELOPE and HEADER never touch the body.
+//! - RFCs: 3501/9051 (FETCH items, section and string syntax), 5322 (header, addresses,
+//!   dates incl. obsolete syntax), 2045/2046 (MIME, multipart), 2047 (encoded words),
+//!   2231 (parameter continuations), 3516 (BINARY), 5051 (case-insensitive search, approx.).
+//! - Dependencies: encoding_rs only (charset labels and decoders, WHATWG set); MIME parsing
+//!   is our own because section offsets and sizes must match Dovecot's parser exactly.
+
+#![forbid(unsafe_code)]
+
+mod bodystructure;
+mod crlf;
+mod date;
+mod decode;
+mod envelope;
+mod header;
+mod mime;
+mod quote;
+mod rfc822;
+mod search;
+
+use std::cell::OnceCell;
+
+pub use quote::{imap_string, internal_date, nstring};
+
+use crlf::push_crlf;
+use mime::{Kind, Part};
+
+/// A parsed message: header/body boundaries and the MIME tree (offsets into the caller's
+/// bytes, nesting bounded, never panics, never allocates more than O(input)). Input is the
+/// file as stored (LF or CRLF line ends); IMAP sees CRLF: all offsets/sizes/outputs are as if
+/// every bare LF were CRLF (RFC822.SIZE = the CRLF size).
+pub struct Message<'a> {
+    raw: &'a [u8],
+    /// Where the top header's blank line starts.
+    fields_end: usize,
+    /// Where the top-level body starts.
+    body_start: usize,
+    /// The MIME tree, built on first use.
+    tree: OnceCell<Part>,
+}
+
+/// A `BODY[section]` / `BINARY[section]` specifier: part numbers then what of that part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub part: Vec<u32>,
+    pub kind: SectionKind,
+}
+
+/// The text part of a section specifier (RFC 9051 `section-msgtext` / `MIME`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SectionKind {
+    /// No specifier: the whole message (empty part) or the part's body.
+    Full,
+    Header,
+    HeaderFields(Vec<String>),
+    HeaderFieldsNot(Vec<String>),
+    Text,
+    Mime,
+}
+
+/// Why a BINARY fetch cannot be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryError {
+    /// The part's Content-Transfer-Encoding is not one we can decode (RFC 3516 UNKNOWN-CTE).
+    UnknownCte,
+}
+
+impl std::fmt::Display for BinaryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unknown Content-Transfer-Encoding")
+    }
+}
+
+impl std::error::Error for BinaryError {}
+
+impl<'a> Message<'a> {
+    /// Finds the end of the top-level header; everything else is parsed on demand.
+    pub fn parse(raw: &'a [u8]) -> Message<'a> {
+        let (fields_end, body_start) = header::header_end(raw, 0, raw.len());
+        Message {
+            raw,
+            fields_end,
+            body_start,
+            tree: OnceCell::new(),
+        }
+    }
+
+    fn tree(&self) -> &Part {
+        self.tree.get_or_init(|| mime::parse_tree(self.raw))
+    }
+
+    /// RFC 3501 §7.4.2 ENVELOPE, e.g. `("date" "subject" ((NIL NIL "a" "b")) … "<id>")`.
+    pub fn envelope(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(b'(');
+        envelope::write(&mut out, self.raw, 0..self.fields_end);
+        out.push(b')');
+        out
+    }
+
+    /// BODY (extended = false) or BODYSTRUCTURE (true, with extension data: MD5,
+    /// disposition, language, location), exactly as Dovecot renders it where RFCs leave a
+    /// choice.
+    pub fn body_structure(&self, extended: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        out.push(b'(');
+        bodystructure::write(&mut out, self.raw, self.tree(), extended);
+        out.push(b')');
+        out
+    }
+
+    /// Resolves part numbers the way Dovecot does: in a multipart, `n` is its n-th child; a
+    /// non-multipart has only part 1 (itself), and only a message/rfc822 part can be
+    /// followed by further numbers, which then address the encapsulated message.
+    fn find(&self, path: &[u32]) -> Option<&Part> {
+        let mut part = self.tree();
+        for (i, &n) in path.iter().enumerate() {
+            let more = i + 1 < path.len();
+            if part.kind == Kind::Multipart {
+                part = part.children.get((n as usize).checked_sub(1)?)?;
+            } else if n != 1 || (more && part.kind != Kind::Message) {
+                return None;
+            }
+            if more && part.kind == Kind::Message {
+                part = part.children.first()?;
+            }
+        }
+        Some(part)
+    }
+
+    /// BODY[section] content (before <partial>), CRLF line ends; None = section does not
+    /// exist (IMAP answers with an empty string / NIL as RFC 9051 says — the caller decides).
+    pub fn section(&self, s: &Section) -> Option<Vec<u8>> {
+        let raw = self.raw;
+        let mut out = Vec::new();
+        if s.part.is_empty() {
+            match &s.kind {
+                SectionKind::Full => push_crlf(&mut out, raw, 0..raw.len()),
+                SectionKind::Header => push_crlf(&mut out, raw, 0..self.body_start),
+                SectionKind::Text => push_crlf(&mut out, raw, self.body_start..raw.len()),
+                SectionKind::HeaderFields(f) => {
+                    header_fields(&mut out, raw, 0..self.fields_end, f, true)
+                }
+                SectionKind::HeaderFieldsNot(f) => {
+                    header_fields(&mut out, raw, 0..self.fields_end, f, false)
+                }
+                SectionKind::Mime => return None,
+            }
+            return Some(out);
+        }
+        let part = self.find(&s.part)?;
+        match &s.kind {
+            SectionKind::Full => push_crlf(&mut out, raw, part.body()),
+            SectionKind::Mime => push_crlf(&mut out, raw, part.header()),
+            kind => {
+                // HEADER/TEXT of a part address the message inside a message/rfc822 part.
+                let m = match part.kind {
+                    Kind::Message => part.children.first()?,
+                    _ => part,
+                };
+                match kind {
+                    SectionKind::Header => push_crlf(&mut out, raw, m.header()),
+                    SectionKind::Text => push_crlf(&mut out, raw, m.body()),
+                    SectionKind::HeaderFields(f) => {
+                        header_fields(&mut out, raw, m.hdr_start..m.fields_end, f, true)
+                    }
+                    SectionKind::HeaderFieldsNot(f) => {
+                        header_fields(&mut out, raw, m.hdr_start..m.fields_end, f, false)
+                    }
+                    SectionKind::Full | SectionKind::Mime => {}
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// BINARY[part] (RFC 3516): content-transfer-decoded; Err(UnknownCte) → the caller
+    /// answers NO [UNKNOWN-CTE]. `binary_size` = length of that.
+    pub fn binary(&self, part: &[u32]) -> Result<Option<Vec<u8>>, BinaryError> {
+        let raw = self.raw;
+        if part.is_empty() {
+            let mut out = Vec::new();
+            push_crlf(&mut out, raw, 0..raw.len());
+            return Ok(Some(out));
+        }
+        let Some(p) = self.find(part) else {
+            return Ok(None);
+        };
+        let cte = decode::cte_of(p.content.cte.as_deref()).ok_or(BinaryError::UnknownCte)?;
+        let mut body = Vec::new();
+        push_crlf(&mut body, raw, p.body());
+        Ok(Some(match cte {
+            decode::Cte::Identity => body,
+            decode::Cte::Base64 => {
+                let mut out = Vec::new();
+                decode::base64(&body, &mut out);
+                out
+            }
+            decode::Cte::QuotedPrintable => {
+                let mut out = Vec::new();
+                decode::quoted_printable(&body, &mut out);
+                out
+            }
+        }))
+    }
+
+    /// Length of [`Message::binary`] without keeping the bytes around longer than needed.
+    pub fn binary_size(&self, part: &[u32]) -> Result<Option<u64>, BinaryError> {
+        if part.is_empty() {
+            return Ok(Some(self.size()));
+        }
+        if let Some(p) = self.find(part) {
+            if decode::cte_of(p.content.cte.as_deref()) == Some(decode::Cte::Identity) {
+                return Ok(Some(crlf::crlf_len(self.raw, p.body())));
+            }
+        }
+        Ok(self.binary(part)?.map(|b| b.len() as u64))
+    }
+
+    /// RFC822.SIZE: the size with CRLF line ends.
+    pub fn size(&self) -> u64 {
+        crlf::crlf_len(self.raw, 0..self.raw.len())
+    }
+
+    /// Header field values (unfolded, RFC 2047-decoded to UTF-8) for SEARCH
+    /// HEADER/FROM/TO/…
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        search::header_values(self.raw, 0..self.fields_end, name)
+    }
+
+    /// Date: header parsed (for SENTBEFORE/SENTON/SENTSINCE), seconds since epoch + tz
+    /// offset (seconds east of UTC). The first Date: header counts.
+    pub fn sent_date(&self) -> Option<(i64, i32)> {
+        let f = header::fields(self.raw, 0..self.fields_end)
+            .find(|f| self.raw[f.name.clone()].eq_ignore_ascii_case(b"Date"))?;
+        date::parse(&self.raw[f.value])
+    }
+
+    /// SEARCH BODY / TEXT: case-insensitive substring match (RFC 9051 §6.4.4: Unicode-aware
+    /// case folding) on decoded text parts (transfer-decoding + charset → UTF-8); TEXT also
+    /// covers headers.
+    pub fn body_contains(&self, needle: &str) -> bool {
+        search::body_contains(self.raw, self.tree(), &search::fold(needle))
+    }
+
+    /// Like [`Message::body_contains`], and also matches in the header fields (decoded).
+    pub fn text_contains(&self, needle: &str) -> bool {
+        let n = search::fold(needle);
+        search::header_contains(self.raw, 0..self.fields_end, &n)
+            || search::body_contains(self.raw, self.tree(), &n)
+    }
+}
+
+/// HEADER.FIELDS / HEADER.FIELDS.NOT: the matching (or non-matching) fields as written,
+/// then the blank line.
+fn header_fields(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    hdr: std::ops::Range<usize>,
+    names: &[String],
+    want: bool,
+) {
+    for f in header::fields(raw, hdr) {
+        let name = &raw[f.name.clone()];
+        let listed = names
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
+        if listed == want {
+            push_crlf(out, raw, f.line.clone());
+            if !raw[..f.line.end].ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,413 @@
+//! The MIME tree: one linear pass over the message with a stack of active boundaries, the
+//! way Dovecot's message parser cuts a message, so part sizes, line counts and section
+//! numbers agree with Dovecot's.
+//!
+//! Rules (RFC 2046 §5.1 plus Dovecot's choices where the RFC is silent):
+//! - a boundary line is `--` + a boundary of any enclosing multipart at the start of a line;
+//!   the rest of the line is ignored, the longest matching boundary wins; `--b--` closes;
+//! - the line break before a boundary line belongs to the boundary, not to the part;
+//! - a boundary line also ends a header that has no blank line;
+//! - preamble and epilogue are not parts;
+//! - `message/rfc822` has one child: the encapsulated message;
+//! - parts in `multipart/digest` default to `message/rfc822`;
+//! - nesting deeper than [`MAX_DEPTH`] or more than [`MAX_PARTS`] parts: the rest is a leaf.
+
+use crate::header::{self, line_at, Line};
+use crate::rfc822::{parse_param_value, Lexer, ParamValue, Params};
+use std::ops::Range;
+
+/// Deepest multipart / message/rfc822 nesting parsed (Dovecot's default limit too).
+pub(crate) const MAX_DEPTH: usize = 100;
+/// Most parts parsed in one message (Dovecot's default limit too).
+pub(crate) const MAX_PARTS: usize = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Leaf,
+    Multipart,
+    /// message/rfc822: `children[0]` is the encapsulated message.
+    Message,
+}
+
+/// Content-* header data of one part (first occurrence of each header wins).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Content {
+    /// `Some` when a Content-Type header was seen: (type, subtype) as written, possibly empty
+    /// when broken.
+    pub ctype: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    pub cte: Option<Vec<u8>>,
+    pub id: Option<Vec<u8>>,
+    pub description: Option<Vec<u8>>,
+    pub md5: Option<Vec<u8>>,
+    pub location: Option<Vec<u8>>,
+    pub disposition: Option<(Vec<u8>, Params)>,
+    pub language: Option<Vec<Vec<u8>>>,
+}
+
+impl Content {
+    pub(crate) fn is_type(&self, t: &[u8], sub: Option<&[u8]>) -> bool {
+        match &self.ctype {
+            Some((ty, st)) => {
+                ty.eq_ignore_ascii_case(t)
+                    && sub.is_none_or(|s| st.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(s)))
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn param(&self, name: &[u8]) -> Option<&[u8]> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Part {
+    pub hdr_start: usize,
+    /// Where the header's blank line starts (end of the fields).
+    pub fields_end: usize,
+    pub body_start: usize,
+    pub body_end: usize,
+    pub kind: Kind,
+    /// Set when the Content-Type was absent and the part sits in a multipart/digest.
+    pub digest_default: bool,
+    pub content: Content,
+    pub children: Vec<Part>,
+}
+
+impl Part {
+    pub(crate) fn header(&self) -> Range<usize> {
+        self.hdr_start..self.body_start
+    }
+    pub(crate) fn body(&self) -> Range<usize> {
+        self.body_start..self.body_end
+    }
+}
+
+/// Parses the Content-* fields of `raw[hdr]`. `in_multipart`: the part is a multipart
+/// child, where Content-* headers count without MIME-Version.
+pub(crate) fn parse_content(raw: &[u8], hdr: Range<usize>, in_multipart: bool) -> Content {
+    let mut c = Content::default();
+    let mut is_mime = in_multipart;
+    for f in header::fields(raw, hdr) {
+        let name = &raw[f.name.clone()];
+        if name.eq_ignore_ascii_case(b"MIME-Version") {
+            is_mime = true;
+            continue;
+        }
+        if name.len() < 8 || !name[..8].eq_ignore_ascii_case(b"Content-") {
+            continue;
+        }
+        let rest = &name[8..];
+        let value = header::unfold(&raw[f.value.clone()]);
+        if rest.eq_ignore_ascii_case(b"Type") {
+            is_mime = true;
+            if c.ctype.is_none() {
+                parse_ctype(&mut c, &value);
+            }
+        } else if rest.eq_ignore_ascii_case(b"Transfer-Encoding") {
+            if c.cte.is_none() {
+                let mut lx = Lexer::new(&value);
+                lx.skip_cfws();
+                let mut tok = Vec::new();
+                lx.take_while(crate::rfc822::is_token, &mut tok);
+                lx.skip_cfws();
+                if lx.at_end() && !tok.is_empty() {
+                    c.cte = Some(tok);
+                }
+            }
+        } else if rest.eq_ignore_ascii_case(b"ID") {
+            c.id.get_or_insert(value);
+        } else if rest.eq_ignore_ascii_case(b"MD5") {
+            c.md5.get_or_insert(value);
+        } else if rest.eq_ignore_ascii_case(b"Description") {
+            c.description.get_or_insert(value);
+        } else if rest.eq_ignore_ascii_case(b"Location") {
+            c.location.get_or_insert(value);
+        } else if rest.eq_ignore_ascii_case(b"Language") {
+            if c.language.is_none() {
+                c.language = parse_language(&value);
+            }
+        } else if rest.eq_ignore_ascii_case(b"Disposition") {
+            // Dovecot re-parses a later Content-Disposition while the earlier had no params.
+            if c.disposition.as_ref().is_none_or(|d| d.1.is_empty()) {
+                if let Some(ParamValue { value, params, .. }) = parse_param_value(&value, false) {
+                    c.disposition = Some((value, params));
+                }
+            }
+        }
+    }
+    if !is_mime {
+        return Content::default();
+    }
+    c
+}
+
+fn parse_ctype(c: &mut Content, value: &[u8]) {
+    match parse_param_value(value, true) {
+        Some(p) => {
+            c.ctype = Some((p.value, p.sub));
+            c.params = p.params;
+        }
+        None => {
+            // Broken: keep what could be read of "type/subtype", no parameters.
+            let mut lx = Lexer::new(value);
+            lx.skip_cfws();
+            let mut ty = Vec::new();
+            lx.take_while(crate::rfc822::is_token, &mut ty);
+            c.ctype = Some((Vec::new(), None));
+            let _ = ty;
+        }
+    }
+}
+
+fn parse_language(v: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut lx = Lexer::new(v);
+    lx.skip_cfws();
+    let mut langs = Vec::new();
+    loop {
+        let mut atom = Vec::new();
+        if !lx.take_while(crate::rfc822::is_atext, &mut atom) {
+            break;
+        }
+        langs.push(atom);
+        lx.skip_cfws();
+        if lx.peek() != Some(b',') {
+            break;
+        }
+        lx.pos += 1;
+        lx.skip_cfws();
+    }
+    (!langs.is_empty()).then_some(langs)
+}
+
+/// Where a scan stopped.
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Eof,
+    /// A boundary line of `bounds[idx]`.
+    Boundary {
+        idx: usize,
+        close: bool,
+        line: Line,
+    },
+}
+
+struct Parser<'a> {
+    raw: &'a [u8],
+    end: usize,
+    bounds: Vec<Vec<u8>>,
+    parts: usize,
+}
+
+/// Builds the MIME tree of the message `raw` whose top header ends at `body_start`.
+pub(crate) fn parse_tree(raw: &[u8]) -> Part {
+    let mut p = Parser {
+        raw,
+        end: raw.len(),
+        bounds: Vec::new(),
+        parts: 0,
+    };
+    p.part(0, 0, false, false).0
+}
+
+impl Parser<'_> {
+    /// Matches a line against the active boundaries (longest prefix wins, innermost first).
+    fn boundary(&self, line: Line) -> Option<(usize, bool)> {
+        let content = self.raw.get(line.start..line.content_end)?;
+        let data = content.strip_prefix(b"--")?;
+        let mut best: Option<usize> = None;
+        for (i, b) in self.bounds.iter().enumerate().rev() {
+            if data.starts_with(b) && best.is_none_or(|j| self.bounds[j].len() < b.len()) {
+                best = Some(i);
+                if b.len() == data.len() || (data.ends_with(b"--") && b.len() + 2 == data.len()) {
+                    break;
+                }
+            }
+        }
+        let i = best?;
+        let rest = &data[self.bounds[i].len()..];
+        Some((i, rest.starts_with(b"--")))
+    }
+
+    fn scan(&self, mut pos: usize) -> Stop {
+        if self.bounds.is_empty() {
+            return Stop::Eof;
+        }
+        while let Some(l) = line_at(self.raw, pos, self.end) {
+            if self.raw.get(l.start) == Some(&b'-') {
+                if let Some((idx, close)) = self.boundary(l) {
+                    return Stop::Boundary {
+                        idx,
+                        close,
+                        line: l,
+                    };
+                }
+            }
+            pos = l.next;
+        }
+        Stop::Eof
+    }
+
+    /// End of a part's data stopped by `stop`: before the line break preceding the boundary.
+    fn end_before(&self, stop: Stop, min: usize) -> usize {
+        match stop {
+            Stop::Eof => self.end,
+            Stop::Boundary { line, .. } => {
+                let mut e = line.start;
+                if e > min && self.raw.get(e - 1) == Some(&b'\n') {
+                    e -= 1;
+                    if e > min && self.raw.get(e - 1) == Some(&b'\r') {
+                        e -= 1;
+                    }
+                }
+                e.max(min)
+            }
+        }
+    }
+
+    fn part(
+        &mut self,
+        start: usize,
+        depth: usize,
+        in_multipart: bool,
+        digest: bool,
+    ) -> (Part, Stop) {
+        self.parts += 1;
+        // Header: up to a blank line, a boundary line or the end.
+        let mut pos = start;
+        let mut hdr_stop = None;
+        let (fields_end, body_start) = loop {
+            match line_at(self.raw, pos, self.end) {
+                None => break (self.end, self.end),
+                Some(l) => {
+                    if l.content_end == l.start && l.next > l.start {
+                        break (l.start, l.next);
+                    }
+                    if !self.bounds.is_empty() && self.raw.get(l.start) == Some(&b'-') {
+                        if let Some((idx, close)) = self.boundary(l) {
+                            hdr_stop = Some(Stop::Boundary {
+                                idx,
+                                close,
+                                line: l,
+                            });
+                            break (l.start, l.start);
+                        }
+                    }
+                    pos = l.next;
+                }
+            }
+        };
+        let content = parse_content(self.raw, start..fields_end, in_multipart);
+        let digest_default = digest && content.ctype.is_none();
+        let mut part = Part {
+            hdr_start: start,
+            fields_end,
+            body_start,
+            body_end: body_start,
+            kind: Kind::Leaf,
+            digest_default,
+            content,
+            children: Vec::new(),
+        };
+        if let Some(stop) = hdr_stop {
+            return (part, stop);
+        }
+        let can_nest = depth < MAX_DEPTH && self.parts < MAX_PARTS;
+        let boundary = if part.content.is_type(b"multipart", None) {
+            part.content.param(b"boundary").map(<[u8]>::to_vec)
+        } else {
+            None
+        };
+        let is_message = digest_default || part.content.is_type(b"message", Some(b"rfc822"));
+        let stop = if let (Some(b), true) = (boundary, can_nest) {
+            part.kind = Kind::Multipart;
+            let is_digest = part.content.is_type(b"multipart", Some(b"digest"));
+            let me = self.bounds.len();
+            self.bounds.push(b);
+            let mut stop = self.scan(body_start);
+            loop {
+                match stop {
+                    Stop::Boundary {
+                        idx,
+                        close: false,
+                        line,
+                    } if idx == me => {
+                        if self.parts >= MAX_PARTS {
+                            stop = self.scan(line.next);
+                            continue;
+                        }
+                        let (child, s) = self.part(line.next, depth + 1, true, is_digest);
+                        part.children.push(child);
+                        stop = s;
+                    }
+                    Stop::Boundary {
+                        idx,
+                        close: true,
+                        line,
+                    } if idx == me => {
+                        self.bounds.truncate(me);
+                        stop = self.scan(line.next);
+                        break;
+                    }
+                    _ => {
+                        self.bounds.truncate(me);
+                        break;
+                    }
+                }
+            }
+            stop
+        } else if is_message && can_nest {
+            part.kind = Kind::Message;
+            let (child, s) = self.part(body_start, depth + 1, false, false);
+            part.children.push(child);
+            s
+        } else {
+            self.scan(body_start)
+        };
+        part.body_end = self.end_before(stop, body_start);
+        // A child cut short by our end must not extend past it.
+        for c in &mut part.children {
+            clamp(c, part.body_end);
+        }
+        (part, stop)
+    }
+}
+
+fn clamp(p: &mut Part, end: usize) {
+    if p.body_end > end {
+        p.body_end = end.max(p.body_start.min(end));
+        p.body_start = p.body_start.min(end);
+        p.fields_end = p.fields_end.min(end);
+        for c in &mut p.children {
+            clamp(c, end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\n\npre\n--b\n\none\n--b\nContent-Type: text/html\n\n<p>\n--b--\nepi\n";
+        let t = parse_tree(raw);
+        assert_eq!(t.kind, Kind::Multipart);
+        assert_eq!(t.children.len(), 2);
+        assert_eq!(&raw[t.children[0].body()], b"one");
+        assert_eq!(&raw[t.children[1].body()], b"<p>");
+        assert_eq!(t.body_end, raw.len());
+    }
+
+    #[test]
+    fn nested_message() {
+        let raw = b"Content-Type: message/rfc822\n\nSubject: x\n\nhi\n";
+        let t = parse_tree(raw);
+        assert_eq!(t.kind, Kind::Message);
+        assert_eq!(&raw[t.children[0].body()], b"hi\n");
+    }
+}
