@@ -101,6 +101,7 @@ pub(crate) fn deliver(
     dir: &Path,
     message: &[u8],
     opts: &DeliverOptions,
+    internal_date: Option<SystemTime>,
 ) -> Result<Delivered> {
     let mut counter = SizeCounter::default();
     counter.update(message);
@@ -114,7 +115,7 @@ pub(crate) fn deliver(
             });
         }
     }
-    let (tmp, base) = write_tmp(dir, message, &counter)?;
+    let (tmp, base) = write_tmp(dir, message, &counter, internal_date)?;
     let pending = Pending {
         tmp,
         base,
@@ -129,7 +130,13 @@ pub(crate) fn deliver(
 
 /// Creates `tmp/<unique>,S=,W=` with `O_EXCL`, writes and fsyncs it. Returns its path and base
 /// name.
-fn write_tmp(dir: &Path, message: &[u8], counter: &SizeCounter) -> Result<(PathBuf, String)> {
+/// `internal_date` becomes the file's mtime (IMAP APPEND's date, COPY keeping INTERNALDATE).
+fn write_tmp(
+    dir: &Path,
+    message: &[u8],
+    counter: &SizeCounter,
+    internal_date: Option<SystemTime>,
+) -> Result<(PathBuf, String)> {
     let tmp_dir = dir.join("tmp");
     let mut attempts = 0;
     loop {
@@ -151,6 +158,12 @@ fn write_tmp(dir: &Path, message: &[u8], counter: &SizeCounter) -> Result<(PathB
         let written = f
             .write_all(message)
             .map_err(|e| Error::io("write", &path, e))
+            .and_then(|()| match internal_date {
+                Some(t) => f
+                    .set_modified(t)
+                    .map_err(|e| Error::io("utimens", &path, e)),
+                None => Ok(()),
+            })
             .and_then(|()| f.sync_all().map_err(|e| Error::io("fsync", &path, e)));
         if let Err(e) = written {
             drop(f);

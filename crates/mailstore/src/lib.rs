@@ -164,6 +164,18 @@ impl Maildir {
         message: &[u8],
         opts: &DeliverOptions,
     ) -> Result<Delivered> {
+        self.deliver_dated(mailbox, message, opts, None)
+    }
+
+    /// [`Maildir::deliver`] with the file's mtime (the IMAP INTERNALDATE) set to
+    /// `internal_date` before the commit (IMAP APPEND with a date, COPY).
+    pub fn deliver_dated(
+        &self,
+        mailbox: Option<&str>,
+        message: &[u8],
+        opts: &DeliverOptions,
+        internal_date: Option<std::time::SystemTime>,
+    ) -> Result<Delivered> {
         let dir = self.mailbox_dir(mailbox)?;
         if dir == self.root {
             if !self.root.join("tmp").is_dir() || !self.root.join("new").is_dir() {
@@ -176,7 +188,7 @@ impl Maildir {
                 mkdir_0700(&dir.join(sub))?;
             }
         }
-        deliver::deliver(&self.root, &dir, message, opts)
+        deliver::deliver(&self.root, &dir, message, opts, internal_date)
     }
 }
 

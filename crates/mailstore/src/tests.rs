@@ -659,3 +659,26 @@ proptest::proptest! {
         run_model(ops)?;
     }
 }
+
+#[test]
+fn deliver_dated_sets_internal_date() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let dir = crate::testutil::TempDir::new();
+    let m = crate::Maildir::open(dir.path().join("M"));
+    let when = UNIX_EPOCH + Duration::from_secs(837_596_665);
+    let d = m
+        .deliver_dated(
+            None,
+            b"Subject: x\n\nbody\n",
+            &DeliverOptions::default(),
+            Some(when),
+        )
+        .unwrap();
+    let st = m
+        .inbox()
+        .unwrap()
+        .sync(crate::SyncOptions::default())
+        .unwrap();
+    let msg = st.messages.iter().find(|x| x.uid == d.uid).unwrap();
+    assert_eq!(msg.internal_date, when);
+}
