@@ -2,7 +2,8 @@
 //! with a real Maildir (jobs run inline). `C:` lines are sent (each with CRLF; consecutive ones
 //! together), the `S:` lines after them are the whole expected output, where `…` matches any
 //! text. `!deliver <user> <mailbox> <subject>` stores a message as another process would;
-//! `!changed` tells an idling session its mailbox changed.
+//! `!expunge <user> <mailbox> <uid>` expunges as another session would; `!changed` tells an
+//! idling session its mailbox changed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -84,7 +85,12 @@ fn run(file: &Path) {
         }
     };
     for line in text.lines() {
-        if let Some(c) = line.strip_prefix("C: ") {
+        let c_line = if line == "C:" {
+            Some("")
+        } else {
+            line.strip_prefix("C: ")
+        };
+        if let Some(c) = c_line {
             if !expected.is_empty() {
                 step += 1;
                 check(file, step, &expected, &got);
@@ -107,6 +113,16 @@ fn run(file: &Path) {
             let target = (mailbox != "INBOX").then_some(mailbox);
             md.deliver(target, msg.as_bytes(), &DeliverOptions::default())
                 .unwrap();
+        } else if let Some(d) = line.strip_prefix("!expunge ") {
+            // another session expunges UID n
+            flush(&mut r, &mut sending, &mut got);
+            let mut w = d.splitn(3, ' ');
+            let (user, mailbox, uid) = (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+            let mb = r.maildir(user).mailbox(mailbox).unwrap();
+            let st = mb.sync(pochta_mailstore::SyncOptions::default()).unwrap();
+            let uid: u32 = uid.parse().unwrap();
+            let m: Vec<_> = st.messages.into_iter().filter(|m| m.uid == uid).collect();
+            assert_eq!(mb.expunge(&m).unwrap(), vec![uid]);
         } else if line == "!changed" {
             flush(&mut r, &mut sending, &mut got);
             got.extend(r.changed());
