@@ -164,10 +164,11 @@ impl<'a> Message<'a> {
             SectionKind::Full => push_crlf(&mut out, raw, part.body()),
             SectionKind::Mime => push_crlf(&mut out, raw, part.header()),
             kind => {
-                // HEADER/TEXT of a part address the message inside a message/rfc822 part.
+                // HEADER/TEXT of a part exist only for a message/rfc822 part: they address
+                // the encapsulated message (Dovecot answers the others with "").
                 let m = match part.kind {
                     Kind::Message => part.children.first()?,
-                    _ => part,
+                    _ => return None,
                 };
                 match kind {
                     SectionKind::Header => push_crlf(&mut out, raw, m.header()),

@@ -188,11 +188,14 @@ fn parse_language(v: &[u8]) -> Option<Vec<Vec<u8>>> {
 #[derive(Clone, Copy, Debug)]
 enum Stop {
     Eof,
-    /// A boundary line of `bounds[idx]`.
+    /// A boundary line of `bounds[idx]`; `end` is where the data before it ends: the line
+    /// break before a boundary line belongs to the boundary when it was scanned as body
+    /// data, not when it ends a header or a boundary line (Dovecot's sizes).
     Boundary {
         idx: usize,
         close: bool,
         line: Line,
+        end: usize,
     },
 }
 
@@ -203,7 +206,7 @@ struct Parser<'a> {
     parts: usize,
 }
 
-/// Builds the MIME tree of the message `raw` whose top header ends at `body_start`.
+/// Builds the MIME tree of the message `raw`.
 pub(crate) fn parse_tree(raw: &[u8]) -> Part {
     let mut p = Parser {
         raw,
@@ -233,40 +236,33 @@ impl Parser<'_> {
         Some((i, rest.starts_with(b"--")))
     }
 
-    fn scan(&self, mut pos: usize) -> Stop {
+    /// Scans body data from `start` to the next boundary line of any enclosing multipart.
+    fn scan(&self, start: usize) -> Stop {
         if self.bounds.is_empty() {
             return Stop::Eof;
         }
+        let mut pos = start;
         while let Some(l) = line_at(self.raw, pos, self.end) {
             if self.raw.get(l.start) == Some(&b'-') {
                 if let Some((idx, close)) = self.boundary(l) {
+                    let mut end = l.start;
+                    if end > start && self.raw.get(end - 1) == Some(&b'\n') {
+                        end -= 1;
+                        if end > start && self.raw.get(end - 1) == Some(&b'\r') {
+                            end -= 1;
+                        }
+                    }
                     return Stop::Boundary {
                         idx,
                         close,
                         line: l,
+                        end,
                     };
                 }
             }
             pos = l.next;
         }
         Stop::Eof
-    }
-
-    /// End of a part's data stopped by `stop`: before the line break preceding the boundary.
-    fn end_before(&self, stop: Stop, min: usize) -> usize {
-        match stop {
-            Stop::Eof => self.end,
-            Stop::Boundary { line, .. } => {
-                let mut e = line.start;
-                if e > min && self.raw.get(e - 1) == Some(&b'\n') {
-                    e -= 1;
-                    if e > min && self.raw.get(e - 1) == Some(&b'\r') {
-                        e -= 1;
-                    }
-                }
-                e.max(min)
-            }
-        }
     }
 
     fn part(
@@ -289,10 +285,12 @@ impl Parser<'_> {
                     }
                     if !self.bounds.is_empty() && self.raw.get(l.start) == Some(&b'-') {
                         if let Some((idx, close)) = self.boundary(l) {
+                            let end = l.start;
                             hdr_stop = Some(Stop::Boundary {
                                 idx,
                                 close,
                                 line: l,
+                                end,
                             });
                             break (l.start, l.start);
                         }
@@ -317,14 +315,18 @@ impl Parser<'_> {
             return (part, stop);
         }
         let can_nest = depth < MAX_DEPTH && self.parts < MAX_PARTS;
-        let boundary = if part.content.is_type(b"multipart", None) {
+        let multipart = part.content.is_type(b"multipart", None);
+        let boundary = if multipart {
             part.content.param(b"boundary").map(<[u8]>::to_vec)
         } else {
             None
         };
         let is_message = digest_default || part.content.is_type(b"message", Some(b"rfc822"));
-        let stop = if let (Some(b), true) = (boundary, can_nest) {
+        if multipart {
+            // Without a boundary (or too deep) it is still a multipart, one with no parts.
             part.kind = Kind::Multipart;
+        }
+        let stop = if let (Some(b), true) = (boundary, can_nest) {
             let is_digest = part.content.is_type(b"multipart", Some(b"digest"));
             let me = self.bounds.len();
             self.bounds.push(b);
@@ -335,6 +337,7 @@ impl Parser<'_> {
                         idx,
                         close: false,
                         line,
+                        ..
                     } if idx == me => {
                         if self.parts >= MAX_PARTS {
                             stop = self.scan(line.next);
@@ -348,6 +351,7 @@ impl Parser<'_> {
                         idx,
                         close: true,
                         line,
+                        ..
                     } if idx == me => {
                         self.bounds.truncate(me);
                         stop = self.scan(line.next);
@@ -360,7 +364,7 @@ impl Parser<'_> {
                 }
             }
             stop
-        } else if is_message && can_nest {
+        } else if is_message && !multipart && can_nest {
             part.kind = Kind::Message;
             let (child, s) = self.part(body_start, depth + 1, false, false);
             part.children.push(child);
@@ -368,23 +372,11 @@ impl Parser<'_> {
         } else {
             self.scan(body_start)
         };
-        part.body_end = self.end_before(stop, body_start);
-        // A child cut short by our end must not extend past it.
-        for c in &mut part.children {
-            clamp(c, part.body_end);
-        }
+        part.body_end = match stop {
+            Stop::Eof => self.end,
+            Stop::Boundary { end, .. } => end.max(body_start),
+        };
         (part, stop)
-    }
-}
-
-fn clamp(p: &mut Part, end: usize) {
-    if p.body_end > end {
-        p.body_end = end.max(p.body_start.min(end));
-        p.body_start = p.body_start.min(end);
-        p.fields_end = p.fields_end.min(end);
-        for c in &mut p.children {
-            clamp(c, end);
-        }
     }
 }
 
