@@ -126,6 +126,27 @@ pub fn format(entries: &[Entry], utc_offset: i64) -> String {
     out
 }
 
+/// The local time zone's offset from UTC in seconds, as `date +%z` reports it (honours TZ);
+/// 0 when that fails. For the command-line tools only (runs a process).
+pub fn local_utc_offset() -> i64 {
+    let Ok(out) = std::process::Command::new("date").arg("+%z").output() else {
+        return 0;
+    };
+    let s = String::from_utf8_lossy(&out.stdout);
+    let s = s.trim();
+    let (sign, digits) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => return 0,
+    };
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let h: i64 = digits[..2].parse().unwrap_or(0);
+    let m: i64 = digits[2..].parse().unwrap_or(0);
+    sign * (h * 3600 + m * 60)
+}
+
 /// `Tue Mar  4 10:15:02 ` — the first 20 characters of asctime().
 pub fn asctime20(unix_secs: u64, utc_offset: i64) -> String {
     let t = unix_secs as i64 + utc_offset;
