@@ -11,6 +11,7 @@ mod demo;
 mod harness;
 mod lmtp;
 mod maildir_dovecot;
+mod mta;
 mod password;
 mod pop3;
 mod runtime;

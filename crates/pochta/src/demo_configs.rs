@@ -127,6 +127,7 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
         "mda-lmtp" => Some(mda_lmtp(env)),
         "authd" => Some(authd(env)),
         "pop3d" => Some(pop3d(env)),
+        "mta" => Some(mta(env)),
         _ => None,
     }
 }
@@ -145,6 +146,32 @@ fn mda_lmtp(env: &DemoEnv) -> String {
         quote(&format!("mx.{DOMAIN}")),
         q(&env.socket("auth-userdb")),
         quote(&format!("{}/%d/%n/Maildir", env.mail_root().display()))
+    ));
+    s
+}
+
+/// pochta-mta: MX on 2525 (STARTTLS), submission on 5587 (STARTTLS + AUTH), submissions on
+/// 4465, local submission on DIR/run/mta-submit. No trusted networks: only authenticated users
+/// relay, even from loopback. pochta.test goes over LMTP to DIR/run/lmtp; queue in DIR/spool/mta.
+fn mta(env: &DemoEnv) -> String {
+    let mut s = env.server_table();
+    s.push_str(&env.tls_table());
+    s.push_str(&listener("smtp", ports::SMTP, "starttls"));
+    s.push_str(&listener("submission", ports::SUBMISSION, "starttls"));
+    s.push_str(&listener("submissions", ports::SUBMISSIONS, "implicit"));
+    let local = listener("local", &env.socket("mta-submit").to_string_lossy(), "none");
+    s.push_str(local.trim_end());
+    s.push_str("\nmode = \"0666\"\n\n");
+    s.push_str(&format!(
+        "[smtpd]\nhostname = {}\nlocal_domains = [{}]\ntrusted_networks = []\n\n\
+         [auth]\nclient_socket = {}\nuserdb_socket = {}\n\n[queue]\ndir = {}\n\n\
+         [delivery]\nlmtp = {}\n",
+        quote(&format!("mx.{DOMAIN}")),
+        quote(DOMAIN),
+        q(&env.socket("auth-client")),
+        q(&env.socket("auth-userdb")),
+        q(&env.spool().join("mta")),
+        quote(&format!("unix:{}", env.socket("lmtp").display()))
     ));
     s
 }
