@@ -11,6 +11,7 @@ mod auth;
 mod demo;
 mod demo_configs;
 mod pw;
+mod queue;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Cmd {
     Auth(AuthCmd),
     /// Look a user up on an auth-userdb socket, like `doveadm user`.
     User(auth::UserArgs),
+    /// Mail queue of pochta-mta: list|flush [ID]|delete ID|hold ID|release ID.
+    Queue(queue::QueueArgs),
 }
 
 /// `pochta auth …`.
@@ -56,5 +59,6 @@ fn main() -> ExitCode {
         Cmd::Pw(args) => pw::run(args),
         Cmd::Auth(AuthCmd::Test(args)) => auth::test(args),
         Cmd::User(args) => auth::user(args),
+        Cmd::Queue(args) => queue::run(args),
     }
 }
