@@ -9,6 +9,7 @@ mod authd;
 mod config;
 mod demo;
 mod harness;
+mod imap;
 mod lmtp;
 mod maildir_dovecot;
 mod mta;

@@ -73,6 +73,24 @@ pub(crate) fn rename(ctx: &mut Ctx, from: &[u8], to: &[u8]) -> Done {
     ctx.store
         .maildir
         .rename_mailbox(from.as_str(), to.as_str())?;
+    // the selected mailbox moved with its parent: follow it (same UIDs, the uidlist moved too)
+    if let Some(sel) = ctx.selected.as_mut() {
+        let (f, t) = (from.as_str(), to.as_str());
+        let moved = if from.is_inbox() {
+            None
+        } else if sel.name == f {
+            Some(t.to_string())
+        } else {
+            sel.name
+                .strip_prefix(f)
+                .filter(|rest| rest.starts_with('.'))
+                .map(|rest| format!("{t}{rest}"))
+        };
+        if let Some(new) = moved {
+            sel.mailbox = ctx.store.maildir.mailbox(&new)?;
+            sel.name = new;
+        }
+    }
     ok("Rename completed.")
 }
 

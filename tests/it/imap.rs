@@ -1,0 +1,496 @@
+//! pochta-imapd against real clients: python imaplib over STARTTLS and implicit TLS, logging
+//! in (LOGIN and AUTHENTICATE PLAIN) through pochta-authd, mail delivered by pochta-mda-lmtp
+//! (IDLE must report it within a second), plus raw bad input over the socket.
+
+use crate::authd::Authd;
+use crate::config::daemon_bin;
+use crate::harness::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const USER: &str = "alice@pochta.test";
+const PASS: &str = "wonderland";
+
+/// (uid, gid) the daemons and the mail belong to: nobody when root, else ourselves.
+fn mail_owner() -> (u32, u32) {
+    if nix::unistd::Uid::effective().is_root() {
+        let u = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        (u.uid.as_raw(), u.gid.as_raw())
+    } else {
+        (
+            nix::unistd::Uid::effective().as_raw(),
+            nix::unistd::Gid::effective().as_raw(),
+        )
+    }
+}
+
+fn chown(p: &Path) {
+    if nix::unistd::Uid::effective().is_root() {
+        let (u, g) = mail_owner();
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(u)),
+            Some(nix::unistd::Gid::from_raw(g)),
+        )
+        .unwrap();
+    }
+}
+
+/// pochta-authd, pochta-mda-lmtp and pochta-imapd on one Maildir tree.
+struct Setup {
+    _dir: TempDir,
+    imapd_dir: TempDir,
+    authd: Authd,
+    mda: Daemon,
+    imapd: Daemon,
+    plain_port: u16,
+    tls_port: u16,
+    lmtp: PathBuf,
+    maildir: PathBuf,
+}
+
+impl Setup {
+    fn start() -> Self {
+        let dir = TempDir::new("imap");
+        let (uid, gid) = mail_owner();
+        let home = dir.join("home");
+        std::fs::create_dir_all(home.join("alice")).unwrap();
+        chown(&home);
+        chown(&home.join("alice"));
+        let passwd = format!(
+            "{USER}:{{PLAIN}}{PASS}:{uid}:{gid}::{}::\n",
+            home.join("alice").display()
+        );
+        let authd = Authd::start(
+            &passwd,
+            "mechanisms = [\"PLAIN\", \"LOGIN\"]\nfailure_delay = \"1s\"",
+        );
+        chown(&authd.userdb);
+
+        let lmtp = dir.join("lmtp");
+        let mda_cfg = format!(
+            "[server]\nlog_level = \"debug\"\n\n[[listener]]\nservice = \"lmtp\"\n\
+             address = \"{}\"\nmode = \"0666\"\n\n[lmtp]\nhostname = \"lmtp.test\"\n\n\
+             [userdb]\nsocket = \"{}\"\n\n[delivery]\nmail_location = \"{}/%n/Maildir\"\n",
+            lmtp.display(),
+            authd.userdb.display(),
+            home.display()
+        );
+        let mda_path = dir.join("mda-lmtp.toml");
+        std::fs::write(&mda_path, as_test_user(&mda_cfg)).unwrap();
+        let mut notify = Notify::new(&dir);
+        let mut cmd = Command::new(daemon_bin("mda-lmtp"));
+        cmd.arg("-c").arg(&mda_path);
+        let mut mda = Daemon::spawn(cmd, &dir, &notify);
+        notify.wait_for("READY=1", &mut mda);
+
+        let imapd_dir = TempDir::new("imapd");
+        let (cert, key) = (imapd_dir.join("cert.pem"), imapd_dir.join("key.pem"));
+        write_cert(&cert, &key);
+        let (plain_port, tls_port) = (free_port(), free_port());
+        let config = format!(
+            "[server]\nlog_level = \"debug\"\n\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+             [[listener]]\nservice = \"imap\"\naddress = \"127.0.0.1:{plain_port}\"\n\
+             tls = \"starttls\"\n\n\
+             [[listener]]\nservice = \"imaps\"\naddress = \"127.0.0.1:{tls_port}\"\n\
+             tls = \"implicit\"\n\n\
+             [imap]\nmax_message_size = \"1M\"\n\n\
+             [auth]\nclient_socket = \"{}\"\nuserdb_socket = \"{}\"\n\n\
+             [mail]\nlocation = \"{}/%n/Maildir\"\n",
+            cert.display(),
+            key.display(),
+            authd.client.display(),
+            authd.userdb.display(),
+            home.display(),
+        );
+        let cfg = imapd_dir.join("imapd.toml");
+        std::fs::write(&cfg, as_test_user(&config)).unwrap();
+        let mut notify = Notify::new(&imapd_dir);
+        let mut cmd = Command::new(daemon_bin("imapd"));
+        cmd.arg("-c").arg(&cfg);
+        let mut imapd = Daemon::spawn(cmd, &imapd_dir, &notify);
+        notify.wait_for("READY=1", &mut imapd);
+        Setup {
+            maildir: home.join("alice/Maildir"),
+            _dir: dir,
+            imapd_dir,
+            authd,
+            mda,
+            imapd,
+            plain_port,
+            tls_port,
+            lmtp,
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "imapd:\n{}\nmda-lmtp:\n{}\nauthd:\n{}",
+            self.imapd.log(),
+            self.mda.log(),
+            self.authd.log()
+        )
+    }
+}
+
+/// The imaplib scenario: every step prints `key<TAB>value`.
+const IMAPLIB: &str = r#"
+import imaplib, ssl, sys, time, smtplib, base64
+host, port, tls_port, user, pw, lmtp = sys.argv[1:7]
+ctx = ssl._create_unverified_context()
+imaplib.Commands.setdefault("MOVE", ("SELECTED",))
+def out(k, v):
+    print(f"{k}\t{v}", flush=True)
+def enc(x):
+    return x.decode() if isinstance(x, bytes) else str(x)
+def parts(data):
+    for d in data:
+        if isinstance(d, tuple):
+            out("part", enc(d[0]) + "\t" + base64.b64encode(d[1]).decode())
+        else:
+            out("rest", enc(d))
+
+m = imaplib.IMAP4(host, int(port))
+out("caps_plain", " ".join(m.capabilities))
+try:
+    m.login(user, pw)
+    out("plain_login", "accepted")
+except imaplib.IMAP4.error as e:
+    out("plain_login", enc(e.args[0]))
+m.starttls(ssl_context=ctx)
+out("caps_tls", " ".join(m.capabilities))
+typ, data = m.login(user, pw)
+out("login", typ + " " + enc(data[0]))
+for f in ["Projects", "Projects.2024", "Projects.2024.Q1", "Lists.rust"]:
+    out("create", f + " " + m.create(f)[0])
+for d in m.list()[1]:
+    out("list", enc(d))
+for d in m.list("\"\"", "Projects.%")[1]:
+    out("list_pct", enc(d))
+msg1 = (b"From: Alice <alice@pochta.test>\r\nTo: Bob <bob@example.org>\r\n"
+        b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Wed, 17 Jul 1996 02:44:25 -0700\r\n"
+        b"Message-ID: <m1@pochta.test>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+        b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello world\r\n"
+        b"--b1\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n--b1--\r\n")
+typ, data = m.append("Projects.2024", r"(\Seen $Important)",
+                     imaplib.Time2Internaldate(837596665), msg1)
+out("append1", typ + " " + enc(data[0]))
+msg2 = b"From: bob@example.org\r\nSubject: second\r\n\r\nplain body\r\nline two\r\n"
+typ, data = m.append("Projects.2024", None, None, msg2)
+out("append2", typ + " " + enc(data[0]))
+typ, data = m.select("Projects.2024")
+out("select", typ + " " + enc(data[0]))
+out("uidvalidity", enc(m.response("UIDVALIDITY")[1][0]))
+typ, data = m.fetch("1", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
+out("fetch_meta", enc(data[0]))
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[1] BODY.PEEK[]<0.10> "
+                         "BINARY.PEEK[2] BINARY.SIZE[2] BODY.PEEK[1.MIME])")
+parts(data)
+typ, data = m.fetch("2", "(FLAGS)")
+out("flags2_before", enc(data[0]))
+typ, data = m.fetch("2", "(BODY[TEXT])")
+parts(data)
+typ, data = m.fetch("2", "(FLAGS)")
+out("flags2_after", enc(data[0]))
+out("search_all", enc(m.search(None, "ALL")[1][0]))
+m.literal = "Grüße".encode()
+out("search_subject_utf8", enc(m.search("UTF-8", "SUBJECT")[1][0]))
+out("search_text", enc(m.search(None, 'TEXT "hello WORLD"')[1][0]))
+out("search_header", enc(m.search(None, 'HEADER Message-ID "<m1@pochta.test>"')[1][0]))
+out("search_sent", enc(m.search(None, "SENTBEFORE 1-Jan-2000")[1][0]))
+out("search_keyword", enc(m.search(None, "KEYWORD $Important")[1][0]))
+out("uid_search_unflagged", enc(m.uid("SEARCH", "UNFLAGGED")[1][0]))
+typ, data = m.store("1", "+FLAGS", r"(\Flagged)")
+out("store", enc(data[0]))
+typ, data = m.uid("STORE", "2", "+FLAGS", r"(\Answered $Label1)")
+out("uid_store", enc(data[0]))
+typ, data = m.store("1", "-FLAGS.SILENT", r"(\Seen)")
+out("store_silent", typ + " " + repr(data))
+typ, data = m.copy("1:2", "Lists.rust")
+out("copy", typ + " " + enc(data[0]))
+typ, data = m.uid("MOVE", "1", "Projects")
+out("move", typ + " " + enc(data[0]))
+out("move_untagged", repr(m.untagged_responses.get("EXPUNGE")))
+typ, data = m.status("Lists.rust", "(MESSAGES UNSEEN SIZE UIDNEXT)")
+out("status", enc(data[0]))
+typ, data = m.store("1", "+FLAGS", r"(\Deleted)")
+typ, data = m.expunge()
+out("expunge", typ + " " + repr(data))
+typ, data = m.select("Projects.2024", readonly=True)
+out("examine", typ + " " + enc(data[0]))
+typ, data = m.rename("Projects", "Work")
+out("rename", typ)
+for d in m.list("\"\"", "*")[1]:
+    out("list_after", enc(d))
+typ, data = m.delete("Work.2024.Q1")
+out("delete", typ)
+m.logout()
+
+s = imaplib.IMAP4_SSL(host, int(tls_port), ssl_context=ctx)
+typ, data = s.authenticate("PLAIN", lambda _: f"\0{user}\0{pw}".encode())
+out("auth_plain", typ)
+typ, data = s.select("INBOX")
+out("inbox", enc(data[0]))
+tag = s._new_tag()
+s.send(tag + b" IDLE\r\n")
+out("idle_cont", enc(s.readline().strip()))
+l = smtplib.LMTP(lmtp)
+t = time.monotonic()
+l.sendmail("sender@example.org", [user], b"Subject: idle test\r\n\r\nhi\r\n")
+l.quit()
+s.sock.settimeout(5)
+line = s.readline()
+out("idle_delay", time.monotonic() - t)
+out("idle_event", enc(line.strip()))
+s.send(b"DONE\r\n")
+while True:
+    line = s.readline()
+    if line.startswith(tag):
+        break
+out("idle_done", enc(line.strip()))
+typ, data = s.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+parts(data)
+s.logout()
+"#;
+
+/// The `key<TAB>value` lines of a script run.
+struct Dump(Vec<(String, String)>);
+
+impl Dump {
+    fn all(&self, k: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    fn one(&self, k: &str) -> String {
+        self.all(k)
+            .pop()
+            .unwrap_or_else(|| panic!("no {k} in {:?}", self.0))
+    }
+}
+
+fn python(script: &str, args: &[&str], logs: &dyn Fn() -> String) -> Dump {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is needed (run-tests installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python failed: {}\nstdout:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    Dump(
+        text.lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+fn b64(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn imaplib_scenario_with_lmtp_delivery_and_idle() {
+    let s = Setup::start();
+    let logs = || s.logs();
+    let d = python(
+        IMAPLIB,
+        &[
+            "127.0.0.1",
+            &s.plain_port.to_string(),
+            &s.tls_port.to_string(),
+            USER,
+            PASS,
+            s.lmtp.to_str().unwrap(),
+        ],
+        &logs,
+    );
+    let ctx = || format!("{:#?}\n{}", d.0, s.logs());
+    let check = |cond: bool, what: &str| assert!(cond, "{what}\n{}", ctx());
+    // LOGINDISABLED and no plaintext mechanisms until STARTTLS
+    let caps = d.one("caps_plain");
+    check(caps.contains("STARTTLS LOGINDISABLED"), "caps before TLS");
+    check(!caps.contains("AUTH=PLAIN"), "no AUTH=PLAIN before TLS");
+    check(
+        d.one("plain_login").starts_with("[PRIVACYREQUIRED]"),
+        "LOGIN refused",
+    );
+    let caps = d.one("caps_tls");
+    check(
+        caps.contains("AUTH=PLAIN") && !caps.contains("LOGINDISABLED"),
+        "caps after TLS",
+    );
+    check(
+        d.one("login").starts_with("OK [CAPABILITY IMAP4rev1"),
+        "login",
+    );
+    check(
+        d.all("create").iter().all(|c| c.ends_with(" OK")),
+        "creates",
+    );
+    let list = d.all("list");
+    for want in [
+        "(\\HasNoChildren) \".\" INBOX",
+        "(\\HasNoChildren \\Sent) \".\" \"Sent\"",
+        "(\\HasNoChildren \\Trash) \".\" \"Trash\"",
+        "(\\Noselect \\HasChildren) \".\" \"Lists\"",
+        "(\\HasChildren) \".\" \"Projects.2024\"",
+        "(\\HasNoChildren) \".\" \"Projects.2024.Q1\"",
+    ] {
+        check(list.iter().any(|l| l == want), want);
+    }
+    check(list[0].ends_with("INBOX"), "INBOX first");
+    check(
+        d.all("list_pct") == vec!["(\\HasChildren) \".\" \"Projects.2024\"".to_string()],
+        "LIST %",
+    );
+    let v = d.one("uidvalidity");
+    check(
+        d.one("append1") == format!("OK [APPENDUID {v} 1] Append completed."),
+        "append1",
+    );
+    check(
+        d.one("append2") == format!("OK [APPENDUID {v} 2] Append completed."),
+        "append2",
+    );
+    check(d.one("select") == "OK 2", "select");
+    // INTERNALDATE is the APPEND date; RFC822.SIZE and BODYSTRUCTURE from the stored bytes
+    let meta = d.one("fetch_meta");
+    for want in [
+        "UID 1 FLAGS (\\Seen $Important) INTERNALDATE \"17-Jul-1996 09:44:25 +0000\" \
+         RFC822.SIZE 395 ENVELOPE (\"Wed, 17 Jul 1996 02:44:25 -0700\" \
+         \"=?utf-8?q?Gr=C3=BC=C3=9Fe?=\" ((\"Alice\" NIL \"alice\" \"pochta.test\"))",
+        "((\"Bob\" NIL \"bob\" \"example.org\")) NIL NIL NIL \"<m1@pochta.test>\")",
+        "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 11 0 \
+         NIL NIL NIL NIL)(\"application\" \"octet-stream\" NIL NIL NIL \"base64\" 8 NIL NIL \
+         NIL NIL) \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL)",
+    ] {
+        check(meta.contains(want), want);
+    }
+    let parts = d.all("part");
+    let part = |prefix: &str| -> Vec<u8> {
+        let p = parts
+            .iter()
+            .find(|p| p.contains(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}\n{}", ctx()));
+        b64(p.rsplit('\t').next().unwrap())
+    };
+    check(
+        part("BODY[HEADER.FIELDS (SUBJECT)] {40}")
+            == b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\n",
+        "HEADER.FIELDS",
+    );
+    check(part("BODY[1] {11}") == b"hello world", "BODY[1]");
+    check(part("BODY[]<0> {10}") == b"From: Alic", "partial");
+    check(
+        part("BINARY[2] ~{5}") == [0, 1, 2, 3, 4],
+        "BINARY (literal8 for NUL)",
+    );
+    check(
+        parts.iter().any(|p| p.contains("BINARY.SIZE[2] 5")),
+        "BINARY.SIZE",
+    );
+    check(
+        part("BODY[1.MIME]") == b"Content-Type: text/plain; charset=utf-8\r\n\r\n",
+        "MIME",
+    );
+    check(
+        part("BODY[TEXT] {22}") == b"plain body\r\nline two\r\n",
+        "TEXT",
+    );
+    // BODY[] without PEEK sets \Seen and says so
+    check(
+        d.one("flags2_before") == "2 (FLAGS (\\Recent))",
+        "flags before",
+    );
+    check(
+        d.one("flags2_after") == "2 (FLAGS (\\Seen \\Recent))",
+        "flags after",
+    );
+    for (k, want) in [
+        ("search_all", "1 2"),
+        ("search_subject_utf8", "1"),
+        ("search_text", "1"),
+        ("search_header", "1"),
+        ("search_sent", "1"),
+        ("search_keyword", "1"),
+        ("uid_search_unflagged", "1 2"),
+        ("store", "1 (FLAGS (\\Flagged \\Seen $Important))"),
+        (
+            "uid_store",
+            "2 (UID 2 FLAGS (\\Answered \\Seen $Label1 \\Recent))",
+        ),
+        ("store_silent", "OK [None]"),
+        (
+            "status",
+            "\"Lists.rust\" (MESSAGES 2 UNSEEN 1 SIZE 459 UIDNEXT 3)",
+        ),
+        ("examine", "OK 0"),
+        ("rename", "OK"),
+        ("delete", "OK"),
+        ("auth_plain", "OK"),
+        ("idle_cont", "+ idling"),
+        ("idle_event", "* 1 EXISTS"),
+    ] {
+        check(d.one(k) == want, k);
+    }
+    check(d.one("copy").starts_with("OK [COPYUID "), "COPYUID");
+    check(
+        d.one("copy").ends_with(" 1:2 1:2] Copy completed."),
+        "COPYUID sets",
+    );
+    check(d.one("move_untagged") == "[b'1']", "MOVE expunges");
+    let after = d.all("list_after");
+    check(
+        after.iter().any(|l| l.ends_with("\"Work.2024.Q1\"")),
+        "RENAME moves children",
+    );
+    check(
+        !after.iter().any(|l| l.contains("Projects")),
+        "old names gone",
+    );
+    // IDLE sees the LMTP delivery within a second
+    let delay: f64 = d.one("idle_delay").parse().unwrap();
+    check(delay < 1.0, "IDLE within a second");
+    check(
+        part("BODY[HEADER.FIELDS (SUBJECT)] {22}") == b"Subject: idle test\r\n\r\n",
+        "IDLE",
+    );
+    check(d.one("idle_done").ends_with(" OK Idle completed."), "DONE");
+    // on disk: Dovecot's formats (keywords file, uidlist)
+    let kw = std::fs::read_to_string(s.maildir.join(".Lists.rust/dovecot-keywords")).unwrap();
+    check(
+        kw.contains("$Important") && kw.contains("$Label1"),
+        "dovecot-keywords",
+    );
+    let _ = (&s.imapd_dir, Instant::now(), Duration::ZERO);
+}
