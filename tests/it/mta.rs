@@ -317,6 +317,29 @@ impl Stack {
         );
     }
 
+    /// The message `id` for `rcpt` is in the queue: listed by mailq (`sendmail -bp`, built by
+    /// mta-queue) when it is there, else a spool file named after it.
+    fn assert_queued(&self, id: &str, rcpt: &str) {
+        let mailq = bin_dir().join("sendmail");
+        if mailq.is_file() {
+            let out = Command::new(&mailq)
+                .arg("-bp")
+                .env("POCHTA_SPOOL", &self.spool)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let listed = text.lines().any(|l| l.starts_with(id));
+            assert!(
+                listed && text.contains(rcpt),
+                "mailq does not list {id} for {rcpt}:\n{text}{}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+        } else {
+            assert!(self.queued(id), "{id} not in the spool\n{}", self.log());
+        }
+    }
+
     /// Whether a message with queue id `id` is in the spool (any file named after it).
     fn queued(&self, id: &str) -> bool {
         fn walk(p: &Path, id: &str) -> bool {
@@ -738,11 +761,7 @@ fn submission_587_and_465_with_auth() {
     );
     c = replay(c, &transcript);
     let id = queue_id(&c.reply().pop().unwrap());
-    assert!(
-        st.queued(&id),
-        "relayed message {id} not in the spool\n{}",
-        st.log()
-    );
+    st.assert_queued(&id, "relaytest@nmap.scanme.org");
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
     let log = st.log();
     assert!(
@@ -1089,6 +1108,22 @@ fn temporary_failures() {
         c.cmd("RCPT TO:<alice@pochta.test>"),
         "451 4.3.0 <alice@pochta.test>: Temporary lookup failure"
     );
+    // A queue that cannot be written: 451 after DATA, never 250. The trusted local socket
+    // needs no userdb for a remote recipient.
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = st.spool.join("tmp");
+    assert!(tmp.is_dir(), "no tmp/ in the spool");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0)).unwrap();
+    let script = format!(
+        "S: 220 *\nC: HELO localhost\nS: 250 {HOST}\n\
+         C: MAIL FROM:<root@{HOST}>\nS: 250 2.1.0 Ok\n\
+         C: RCPT TO:<somebody@example.net>\nS: 250 2.1.5 Ok\n\
+         C: DATA\nS: 354 *\nC: Subject: unqueued\nC:\nC: x\nC: .\n\
+         S: 451 4.3.0 Error: queue file write error\nC: QUIT\nS: 221 2.0.0 Bye\n"
+    );
+    replay(Client::unix(&st.local), &script);
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o750)).unwrap();
+    st.wait_log("queue file write error");
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
 }
 
