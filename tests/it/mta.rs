@@ -1113,7 +1113,7 @@ fn temporary_failures() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = st.spool.join("tmp");
     assert!(tmp.is_dir(), "no tmp/ in the spool");
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0)).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o000)).unwrap();
     let script = format!(
         "S: 220 *\nC: HELO localhost\nS: 250 {HOST}\n\
          C: MAIL FROM:<root@{HOST}>\nS: 250 2.1.0 Ok\n\
