@@ -65,11 +65,8 @@ fn write_single(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
                 text = ty.eq_ignore_ascii_case(b"text");
                 imap_string(out, ty);
                 out.push(b' ');
-                match sub {
-                    Some(s) => imap_string(out, s),
-                    None if text => out.extend_from_slice(b"\"plain\""),
-                    None => out.extend_from_slice(b"\"unknown\""),
-                }
+                // A broken Content-Type has no subtype: Dovecot writes "".
+                imap_string(out, sub.as_deref().unwrap_or_default());
             }
         }
     }

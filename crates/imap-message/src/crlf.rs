@@ -56,6 +56,18 @@ pub(crate) fn push_crlf(out: &mut Vec<u8>, raw: &[u8], r: Range<usize>) {
     out.extend_from_slice(&s[from..]);
 }
 
+/// [`push_crlf`] for BODY[] output: NUL bytes become 0x80, as Dovecot sends them (a NUL is
+/// not allowed in an IMAP literal; BINARY keeps them in literal8).
+pub(crate) fn push_text(out: &mut Vec<u8>, raw: &[u8], r: Range<usize>) {
+    let from = out.len();
+    push_crlf(out, raw, r);
+    if let Some(tail) = out.get_mut(from..) {
+        for b in tail.iter_mut().filter(|b| **b == 0) {
+            *b = 0x80;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

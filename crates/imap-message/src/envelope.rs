@@ -39,37 +39,47 @@ fn field_index(name: &[u8]) -> Option<usize> {
 /// Appends the envelope fields (without the outer parentheses) of the header `raw[hdr]`.
 pub(crate) fn write(out: &mut Vec<u8>, raw: &[u8], hdr: Range<usize>) {
     let mut vals: [Option<Range<usize>>; N] = Default::default();
+    // Address headers that occur more than once are concatenated (Dovecot 2.3 does so);
+    // for the others the last occurrence wins.
+    let mut addrs: [Option<Vec<Addr>>; N] = Default::default();
     for f in header::fields(raw, hdr) {
         if let Some(i) = field_index(&raw[f.name.clone()]) {
+            if (FROM..=BCC).contains(&i) {
+                let list = parse_addresses(&unfold(&raw[f.value.clone()]));
+                if !list.is_empty() {
+                    addrs[i].get_or_insert_with(Vec::new).extend(list);
+                }
+            }
             vals[i] = Some(f.value);
         }
     }
-    let get = |i: usize| vals[i].clone().map(|r| unfold(&raw[r]));
-    nstring_nolf(out, vals[DATE].clone().map(|r| &raw[r]));
+    nstring_nolf(out, vals[DATE].clone().map(|r| unfold(&raw[r])).as_deref());
     out.push(b' ');
-    match get(SUBJECT) {
+    match vals[SUBJECT].clone() {
         None => out.extend_from_slice(b"NIL"),
-        Some(s) => string_for_humans(out, &s),
+        Some(r) => string_for_humans(out, &unfold(&raw[r])),
     }
-    let from = get(FROM).map(|v| parse_addresses(&v));
     for i in [FROM, SENDER, REPLY_TO, TO, CC, BCC] {
         out.push(b' ');
         let list = match i {
-            FROM => from.clone(),
-            SENDER | REPLY_TO => {
-                let own = get(i)
-                    .map(|v| parse_addresses(&v))
-                    .filter(|l| !l.is_empty());
-                own.or_else(|| from.clone())
-            }
-            _ => get(i).map(|v| parse_addresses(&v)),
+            SENDER | REPLY_TO => addrs[i].as_ref().or(addrs[FROM].as_ref()),
+            _ => addrs[i].as_ref(),
         };
-        write_addresses(out, list.as_deref());
+        write_addresses(out, list.map(Vec::as_slice));
     }
     out.push(b' ');
-    nstring_nolf(out, vals[IN_REPLY_TO].clone().map(|r| &raw[r]));
+    nstring_nolf(
+        out,
+        vals[IN_REPLY_TO]
+            .clone()
+            .map(|r| unfold(&raw[r]))
+            .as_deref(),
+    );
     out.push(b' ');
-    nstring_nolf(out, vals[MESSAGE_ID].clone().map(|r| &raw[r]));
+    nstring_nolf(
+        out,
+        vals[MESSAGE_ID].clone().map(|r| unfold(&raw[r])).as_deref(),
+    );
 }
 
 fn write_addresses(out: &mut Vec<u8>, list: Option<&[Addr]>) {

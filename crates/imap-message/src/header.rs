@@ -125,12 +125,19 @@ pub(crate) fn header_end(raw: &[u8], start: usize, end: usize) -> (usize, usize)
     (end, end)
 }
 
-/// The value with line breaks removed (RFC 5322 unfolding).
+/// The value with line breaks removed (RFC 5322 unfolding). Like Dovecot's header parser,
+/// NUL becomes U+FFFD; a lone CR stays (string output turns it into a blank).
 pub(crate) fn unfold(v: &[u8]) -> Vec<u8> {
-    v.iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect()
+    let mut out = Vec::with_capacity(v.len());
+    for (i, &b) in v.iter().enumerate() {
+        match b {
+            b'\n' => {}
+            b'\r' if v.get(i + 1) == Some(&b'\n') => {}
+            0 => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod binary;
 mod bodystructure;
 mod crlf;
 mod date;
@@ -33,7 +34,7 @@ use std::cell::OnceCell;
 
 pub use quote::{imap_string, internal_date, nstring};
 
-use crlf::push_crlf;
+use crlf::push_text;
 use mime::{Kind, Part};
 
 /// A parsed message: header/body boundaries and the MIME tree (offsets into the caller's
@@ -128,7 +129,8 @@ impl<'a> Message<'a> {
         for (i, &n) in path.iter().enumerate() {
             let more = i + 1 < path.len();
             if part.kind == Kind::Multipart {
-                part = part.children.get((n as usize).checked_sub(1)?)?;
+                // Part 0 finds the first child too (Dovecot counts down from n).
+                part = part.children.get((n as usize).saturating_sub(1))?;
             } else if n != 1 || (more && part.kind != Kind::Message) {
                 return None;
             }
@@ -146,23 +148,19 @@ impl<'a> Message<'a> {
         let mut out = Vec::new();
         if s.part.is_empty() {
             match &s.kind {
-                SectionKind::Full => push_crlf(&mut out, raw, 0..raw.len()),
-                SectionKind::Header => push_crlf(&mut out, raw, 0..self.body_start),
-                SectionKind::Text => push_crlf(&mut out, raw, self.body_start..raw.len()),
-                SectionKind::HeaderFields(f) => {
-                    header_fields(&mut out, raw, 0..self.fields_end, f, true)
-                }
-                SectionKind::HeaderFieldsNot(f) => {
-                    header_fields(&mut out, raw, 0..self.fields_end, f, false)
-                }
+                SectionKind::Full => push_text(&mut out, raw, 0..raw.len()),
+                SectionKind::Header => push_text(&mut out, raw, 0..self.body_start),
+                SectionKind::Text => push_text(&mut out, raw, self.body_start..raw.len()),
+                SectionKind::HeaderFields(f) => header_fields(&mut out, raw, 0, f, true),
+                SectionKind::HeaderFieldsNot(f) => header_fields(&mut out, raw, 0, f, false),
                 SectionKind::Mime => return None,
             }
             return Some(out);
         }
         let part = self.find(&s.part)?;
         match &s.kind {
-            SectionKind::Full => push_crlf(&mut out, raw, part.body()),
-            SectionKind::Mime => push_crlf(&mut out, raw, part.header()),
+            SectionKind::Full => push_text(&mut out, raw, part.body()),
+            SectionKind::Mime => push_text(&mut out, raw, part.header()),
             kind => {
                 // HEADER/TEXT of a part exist only for a message/rfc822 part: they address
                 // the encapsulated message (Dovecot answers the others with "").
@@ -171,13 +169,13 @@ impl<'a> Message<'a> {
                     _ => return None,
                 };
                 match kind {
-                    SectionKind::Header => push_crlf(&mut out, raw, m.header()),
-                    SectionKind::Text => push_crlf(&mut out, raw, m.body()),
+                    SectionKind::Header => push_text(&mut out, raw, m.header()),
+                    SectionKind::Text => push_text(&mut out, raw, m.body()),
                     SectionKind::HeaderFields(f) => {
-                        header_fields(&mut out, raw, m.hdr_start..m.fields_end, f, true)
+                        header_fields(&mut out, raw, m.hdr_start, f, true)
                     }
                     SectionKind::HeaderFieldsNot(f) => {
-                        header_fields(&mut out, raw, m.hdr_start..m.fields_end, f, false)
+                        header_fields(&mut out, raw, m.hdr_start, f, false)
                     }
                     SectionKind::Full | SectionKind::Mime => {}
                 }
@@ -189,41 +187,26 @@ impl<'a> Message<'a> {
     /// BINARY[part] (RFC 3516): content-transfer-decoded; Err(UnknownCte) → the caller
     /// answers NO [UNKNOWN-CTE]. `binary_size` = length of that.
     pub fn binary(&self, part: &[u32]) -> Result<Option<Vec<u8>>, BinaryError> {
-        let raw = self.raw;
+        let mut out = Vec::new();
         if part.is_empty() {
-            let mut out = Vec::new();
-            push_crlf(&mut out, raw, 0..raw.len());
+            binary::whole(self.raw, self.tree(), &mut out)?;
             return Ok(Some(out));
         }
         let Some(p) = self.find(part) else {
             return Ok(None);
         };
-        let cte = decode::cte_of(p.content.cte.as_deref()).ok_or(BinaryError::UnknownCte)?;
-        let mut body = Vec::new();
-        push_crlf(&mut body, raw, p.body());
-        Ok(Some(match cte {
-            decode::Cte::Identity => body,
-            decode::Cte::Base64 => {
-                let mut out = Vec::new();
-                decode::base64(&body, &mut out);
-                out
-            }
-            decode::Cte::QuotedPrintable => {
-                let mut out = Vec::new();
-                decode::quoted_printable(&body, &mut out);
-                out
-            }
-        }))
+        binary::body(self.raw, p, &mut out)?;
+        Ok(Some(out))
     }
 
-    /// Length of [`Message::binary`] without keeping the bytes around longer than needed.
+    /// Length of [`Message::binary`] (RFC 3516: the size of what BINARY returns; where
+    /// Dovecot's BINARY.SIZE disagrees with its own BINARY output, we follow the output).
     pub fn binary_size(&self, part: &[u32]) -> Result<Option<u64>, BinaryError> {
-        if part.is_empty() {
-            return Ok(Some(self.size()));
-        }
-        if let Some(p) = self.find(part) {
-            if decode::cte_of(p.content.cte.as_deref()) == Some(decode::Cte::Identity) {
-                return Ok(Some(crlf::crlf_len(self.raw, p.body())));
+        if !part.is_empty() {
+            if let Some(p) = self.find(part) {
+                if binary::is_plain_leaf(self.raw, p) {
+                    return Ok(Some(crlf::crlf_len(self.raw, p.body())));
+                }
             }
         }
         Ok(self.binary(part)?.map(|b| b.len() as u64))
@@ -263,28 +246,30 @@ impl<'a> Message<'a> {
     }
 }
 
-/// HEADER.FIELDS / HEADER.FIELDS.NOT: the matching (or non-matching) fields as written,
-/// then the blank line.
-fn header_fields(
-    out: &mut Vec<u8>,
-    raw: &[u8],
-    hdr: std::ops::Range<usize>,
-    names: &[String],
-    want: bool,
-) {
-    for f in header::fields(raw, hdr) {
+/// HEADER.FIELDS / HEADER.FIELDS.NOT: the matching (or non-matching) fields as written, then
+/// the blank line if the header has one. Like Dovecot, the header is read from `start` up to
+/// the first blank line of the stored message (a header that a boundary line cut short
+/// therefore reads on past the boundary).
+fn header_fields(out: &mut Vec<u8>, raw: &[u8], start: usize, names: &[String], want: bool) {
+    let (fields_end, body_start) = header::header_end(raw, start, raw.len());
+    let mut last_terminated = true;
+    for f in header::fields(raw, start..fields_end) {
         let name = &raw[f.name.clone()];
         let listed = names
             .iter()
             .any(|n| n.as_bytes().eq_ignore_ascii_case(name));
         if listed == want {
-            push_crlf(out, raw, f.line.clone());
-            if !raw[..f.line.end].ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
-            }
+            push_text(out, raw, f.line.clone());
+            last_terminated = raw[..f.line.end].ends_with(b"\n");
         }
     }
-    out.extend_from_slice(b"\r\n");
+    // The blank line is written when the header has one, and also when the message ends
+    // inside the header's last line (Dovecot then reports an end of header), unless the
+    // last line written is that unterminated one.
+    let cut_mid_line = body_start == fields_end && !raw[..fields_end].ends_with(b"\n");
+    if body_start > fields_end || (cut_mid_line && last_terminated) {
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 #[cfg(test)]

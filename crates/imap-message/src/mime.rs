@@ -13,7 +13,7 @@
 //! - nesting deeper than [`MAX_DEPTH`] or more than [`MAX_PARTS`] parts: the rest is a leaf.
 
 use crate::header::{self, line_at, Line};
-use crate::rfc822::{parse_param_value, Lexer, ParamValue, Params};
+use crate::rfc822::{Lexer, Params};
 use std::ops::Range;
 
 /// Deepest multipart / message/rfc822 nesting parsed (Dovecot's default limit too).
@@ -67,6 +67,10 @@ impl Content {
 #[derive(Clone, Debug)]
 pub(crate) struct Part {
     pub hdr_start: usize,
+    /// End of the header as a section (MIME/HEADER): normally `body_start`, but when a
+    /// boundary line follows the header directly, the line break before it belongs to the
+    /// boundary (Dovecot's cut).
+    pub hdr_end: usize,
     /// Where the header's blank line starts (end of the fields).
     pub fields_end: usize,
     pub body_start: usize,
@@ -80,7 +84,7 @@ pub(crate) struct Part {
 
 impl Part {
     pub(crate) fn header(&self) -> Range<usize> {
-        self.hdr_start..self.body_start
+        self.hdr_start..self.hdr_end
     }
     pub(crate) fn body(&self) -> Range<usize> {
         self.body_start..self.body_end
@@ -134,9 +138,7 @@ pub(crate) fn parse_content(raw: &[u8], hdr: Range<usize>, in_multipart: bool) -
         } else if rest.eq_ignore_ascii_case(b"Disposition") {
             // Dovecot re-parses a later Content-Disposition while the earlier had no params.
             if c.disposition.as_ref().is_none_or(|d| d.1.is_empty()) {
-                if let Some(ParamValue { value, params, .. }) = parse_param_value(&value, false) {
-                    c.disposition = Some((value, params));
-                }
+                c.disposition = Some(crate::rfc822::parse_disposition(&value));
             }
         }
     }
@@ -147,21 +149,9 @@ pub(crate) fn parse_content(raw: &[u8], hdr: Range<usize>, in_multipart: bool) -
 }
 
 fn parse_ctype(c: &mut Content, value: &[u8]) {
-    match parse_param_value(value, true) {
-        Some(p) => {
-            c.ctype = Some((p.value, p.sub));
-            c.params = p.params;
-        }
-        None => {
-            // Broken: keep what could be read of "type/subtype", no parameters.
-            let mut lx = Lexer::new(value);
-            lx.skip_cfws();
-            let mut ty = Vec::new();
-            lx.take_while(crate::rfc822::is_token, &mut ty);
-            c.ctype = Some((Vec::new(), None));
-            let _ = ty;
-        }
-    }
+    let ct = crate::rfc822::parse_content_type(value);
+    c.ctype = Some(ct.ctype);
+    c.params = ct.params;
 }
 
 fn parse_language(v: &[u8]) -> Option<Vec<Vec<u8>>> {
@@ -182,6 +172,18 @@ fn parse_language(v: &[u8]) -> Option<Vec<Vec<u8>>> {
         lx.skip_cfws();
     }
     (!langs.is_empty()).then_some(langs)
+}
+
+/// `pos` moved back over one line break ending just before it, but not before `min`.
+fn cut_eol(raw: &[u8], min: usize, pos: usize) -> usize {
+    let mut e = pos;
+    if e > min && raw.get(e - 1) == Some(&b'\n') {
+        e -= 1;
+        if e > min && raw.get(e - 1) == Some(&b'\r') {
+            e -= 1;
+        }
+    }
+    e
 }
 
 /// Where a scan stopped.
@@ -245,13 +247,7 @@ impl Parser<'_> {
         while let Some(l) = line_at(self.raw, pos, self.end) {
             if self.raw.get(l.start) == Some(&b'-') {
                 if let Some((idx, close)) = self.boundary(l) {
-                    let mut end = l.start;
-                    if end > start && self.raw.get(end - 1) == Some(&b'\n') {
-                        end -= 1;
-                        if end > start && self.raw.get(end - 1) == Some(&b'\r') {
-                            end -= 1;
-                        }
-                    }
+                    let end = cut_eol(self.raw, start, l.start);
                     return Stop::Boundary {
                         idx,
                         close,
@@ -292,7 +288,7 @@ impl Parser<'_> {
                                 line: l,
                                 end,
                             });
-                            break (l.start, l.start);
+                            break (cut_eol(self.raw, start, l.start), l.start);
                         }
                     }
                     pos = l.next;
@@ -303,6 +299,11 @@ impl Parser<'_> {
         let digest_default = digest && content.ctype.is_none();
         let mut part = Part {
             hdr_start: start,
+            hdr_end: if hdr_stop.is_some() {
+                fields_end
+            } else {
+                body_start
+            },
             fields_end,
             body_start,
             body_end: body_start,
@@ -376,6 +377,20 @@ impl Parser<'_> {
             Stop::Eof => self.end,
             Stop::Boundary { end, .. } => end.max(body_start),
         };
+        if let Stop::Boundary { line, .. } = stop {
+            if line.start == body_start && body_start > fields_end {
+                // The blank line ending the header is the line break before the boundary.
+                part.hdr_end = fields_end;
+                if part.kind == Kind::Message {
+                    if let Some(c) = part.children.first_mut() {
+                        // The encapsulated message then starts at that blank line.
+                        c.hdr_start = fields_end;
+                        c.hdr_end = fields_end;
+                        c.fields_end = fields_end;
+                    }
+                }
+            }
+        }
         (part, stop)
     }
 }

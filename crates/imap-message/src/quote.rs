@@ -89,8 +89,8 @@ pub(crate) fn string_for_humans(out: &mut Vec<u8>, src: &[u8]) {
                 last_lwsp = false;
                 modify = true;
             }
-            b'\t' | b' ' => {
-                if b == b'\t' {
+            b'\t' | b' ' | b'\r' => {
+                if b != b' ' {
                     modify = true;
                 }
                 if last_lwsp {
@@ -99,7 +99,7 @@ pub(crate) fn string_for_humans(out: &mut Vec<u8>, src: &[u8]) {
                 }
                 last_lwsp = true;
             }
-            b'\r' | b'\n' => {
+            b'\n' => {
                 remove += 1;
                 modify = true;
             }
@@ -141,13 +141,13 @@ pub(crate) fn string_for_humans(out: &mut Vec<u8>, src: &[u8]) {
                 v.push(0x80);
                 last_lwsp = false;
             }
-            b'\t' | b' ' => {
+            b'\t' | b' ' | b'\r' => {
                 if !last_lwsp {
                     v.push(b' ');
                 }
                 last_lwsp = true;
             }
-            b'\r' | b'\n' => {}
+            b'\n' => {}
             _ => {
                 last_lwsp = false;
                 v.push(b);

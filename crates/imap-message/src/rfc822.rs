@@ -125,142 +125,204 @@ impl<'a> Lexer<'a> {
 pub(crate) type Param = (Vec<u8>, Vec<u8>);
 pub(crate) type Params = Vec<Param>;
 
-/// A parsed `type/subtype; params` value (Content-Type, or Content-Disposition with no `/`).
+/// A parsed Content-Type: `ctype` is `(type, subtype)`; a broken value keeps what Dovecot
+/// keeps (the type alone when the value ends right after it, else empty strings) and then
+/// has no parameters.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ParamValue {
-    pub value: Vec<u8>,
-    pub sub: Option<Vec<u8>>,
+pub(crate) struct ContentType {
+    pub ctype: (Vec<u8>, Option<Vec<u8>>),
     pub params: Params,
 }
 
-/// Parses `token ["/" token] *(";" attribute "=" value)`. `None` when the leading token
-/// (or `type/subtype` when `with_sub`) is malformed; parameters stop at the first syntax
-/// error, keeping those before it.
-pub(crate) fn parse_param_value(v: &[u8], with_sub: bool) -> Option<ParamValue> {
+pub(crate) fn parse_content_type(v: &[u8]) -> ContentType {
     let mut lx = Lexer::new(v);
-    lx.skip_cfws();
-    let mut out = ParamValue::default();
-    if !lx.take_while(is_token, &mut out.value) {
-        return None;
+    let broken = |ty: Vec<u8>| ContentType {
+        ctype: (ty, None),
+        params: Vec::new(),
+    };
+    if !lx.skip_cfws() || lx.at_end() {
+        return broken(Vec::new());
+    }
+    let mut ty = Vec::new();
+    if !lx.take_while(is_token, &mut ty) {
+        return broken(Vec::new());
     }
     lx.skip_cfws();
-    if with_sub {
-        if lx.peek() != Some(b'/') {
-            return None;
-        }
-        lx.pos += 1;
-        lx.skip_cfws();
-        let mut sub = Vec::new();
-        if !lx.take_while(is_token, &mut sub) {
-            return None;
-        }
-        out.sub = Some(sub);
-        lx.skip_cfws();
+    if lx.at_end() {
+        return broken(ty);
     }
-    let mut raw_params: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    while lx.peek() == Some(b';') {
-        lx.pos += 1;
-        lx.skip_cfws();
-        let mut key = Vec::new();
-        if !lx.take_while(is_token, &mut key) {
-            break;
-        }
-        lx.skip_cfws();
-        if lx.peek() != Some(b'=') {
-            break;
-        }
-        lx.pos += 1;
-        lx.skip_cfws();
-        let mut val = Vec::new();
-        let ok = if lx.peek() == Some(b'"') {
-            lx.quoted(&mut val);
-            true
-        } else {
-            lx.take_while(is_token, &mut val)
-        };
-        if !ok {
-            break;
-        }
-        raw_params.push((key, val));
-        lx.skip_cfws();
+    if lx.peek() != Some(b'/') {
+        return broken(Vec::new());
     }
-    out.params = rfc2231_merge(raw_params);
-    Some(out)
+    lx.pos += 1;
+    if !lx.skip_cfws() || lx.at_end() {
+        return broken(Vec::new());
+    }
+    let mut sub = Vec::new();
+    if !lx.take_while(is_token, &mut sub) {
+        return broken(Vec::new());
+    }
+    lx.skip_cfws();
+    ContentType {
+        ctype: (ty, Some(sub)),
+        params: parse_params(&mut lx),
+    }
 }
 
-/// Joins RFC 2231 continuations (`name*0`, `name*1*`, …) into one parameter, in order of the
-/// first segment. A merged parameter with any extended (`*`) segment is named `name*` and its
-/// value stays encoded, as Dovecot returns it.
-fn rfc2231_merge(params: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    if !params.iter().any(|(k, _)| k.contains(&b'*')) {
-        return params;
-    }
-    struct Cont {
-        name: Vec<u8>,
-        segs: Vec<(u32, bool, Vec<u8>)>,
-    }
-    let mut out: Vec<Result<Param, Cont>> = Vec::new();
-    for (k, v) in params {
-        let Some(star) = k.iter().position(|&b| b == b'*') else {
-            out.push(Ok((k, v)));
-            continue;
-        };
-        let base = k[..star].to_vec();
-        let rest = &k[star + 1..];
-        let (num, ext) = match rest {
-            [] => {
-                out.push(Ok((k, v)));
-                continue;
-            }
-            _ => {
-                let (digits, ext) = match rest.strip_suffix(b"*") {
-                    Some(d) => (d, true),
-                    None => (rest, false),
-                };
-                match std::str::from_utf8(digits)
-                    .ok()
-                    .and_then(|d| d.parse::<u32>().ok())
-                {
-                    Some(n) if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
-                        (n, ext)
-                    }
-                    _ => {
-                        out.push(Ok((k, v)));
-                        continue;
-                    }
+/// Content-Disposition: the disposition token (possibly empty) and its parameters.
+pub(crate) fn parse_disposition(v: &[u8]) -> (Vec<u8>, Params) {
+    let mut lx = Lexer::new(v);
+    lx.skip_cfws();
+    let mut d = Vec::new();
+    lx.take_while(is_token, &mut d);
+    lx.skip_cfws();
+    (d, parse_params(&mut lx))
+}
+
+/// `*(";" attribute "=" value)` with Dovecot's error recovery: a malformed parameter is
+/// dropped and parsing resumes one byte further (in effect at the next `;`); a value that
+/// starts with `=` (an unquoted encoded-word) runs to the next `;` or blank.
+fn parse_params(lx: &mut Lexer<'_>) -> Params {
+    let mut raw = Vec::new();
+    while !lx.at_end() {
+        match content_param(lx) {
+            Some(p) => raw.push(p),
+            None => {
+                if lx.at_end() {
+                    break;
                 }
+                lx.pos += 1;
             }
-        };
-        let existing = out.iter_mut().find_map(|e| match e {
-            Err(c) if c.name.eq_ignore_ascii_case(&base) => Some(c),
-            _ => None,
-        });
-        match existing {
-            Some(c) => c.segs.push((num, ext, v)),
-            None => out.push(Err(Cont {
-                name: base,
-                segs: vec![(num, ext, v)],
-            })),
         }
     }
-    out.into_iter()
-        .map(|e| match e {
-            Ok(p) => p,
-            Err(mut c) => {
-                c.segs.sort_by_key(|s| s.0);
-                let ext = c.segs.iter().any(|s| s.1);
-                let mut name = c.name;
-                if ext {
-                    name.push(b'*');
-                }
-                let mut val = Vec::new();
-                for (_, _, v) in c.segs {
-                    val.extend_from_slice(&v);
-                }
-                (name, val)
+    rfc2231_merge(raw)
+}
+
+fn content_param(lx: &mut Lexer<'_>) -> Option<Param> {
+    if lx.peek() != Some(b';') {
+        return None;
+    }
+    lx.pos += 1;
+    if !lx.skip_cfws() || lx.at_end() {
+        return None;
+    }
+    let mut key = Vec::new();
+    if !lx.take_while(is_token, &mut key) {
+        return None;
+    }
+    if !lx.skip_cfws() || lx.peek() != Some(b'=') {
+        return None;
+    }
+    lx.pos += 1;
+    let mut val = Vec::new();
+    if !lx.skip_cfws() {
+        return None;
+    }
+    match lx.peek() {
+        None => {}
+        Some(b'"') => {
+            if !lx.quoted(&mut val) {
+                return None;
             }
-        })
-        .collect()
+            lx.skip_cfws();
+        }
+        Some(b'=') => {
+            lx.take_while(
+                |b| !matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n'),
+                &mut val,
+            );
+        }
+        Some(_) => {
+            lx.take_while(is_token, &mut val);
+            lx.skip_cfws();
+        }
+    }
+    Some((key, val))
+}
+
+/// RFC 2231 continuations (`name*0`, `name*1*`, …) merged into one parameter after the plain
+/// ones, sorted by name, exactly as Dovecot's rfc2231_parse does — including its quirks: a
+/// bare `name*` takes the index of the previous continuation, and a series with a missing
+/// index is returned unmerged as `name*N` / `name*N*`.
+fn rfc2231_merge(params: Vec<Param>) -> Params {
+    struct Cont {
+        key: Vec<u8>,
+        idx: u32,
+        ext: bool,
+        value: Vec<u8>,
+    }
+    let mut out = Vec::new();
+    let mut conts: Vec<Cont> = Vec::new();
+    let mut idx = 0u32;
+    for (k, v) in params {
+        let Some(star) = k.iter().position(|&b| b == b'*') else {
+            out.push((k, v));
+            continue;
+        };
+        let mut p = star;
+        if p + 1 < k.len() {
+            p += 1;
+            idx = 0;
+            while let Some(d) = k.get(p).filter(|d| d.is_ascii_digit()) {
+                idx = idx.saturating_mul(10).saturating_add(u32::from(d - b'0'));
+                p += 1;
+            }
+        }
+        let ext = k.get(p) == Some(&b'*');
+        if ext {
+            p += 1;
+        }
+        if p != k.len() {
+            out.push((k, v));
+            continue;
+        }
+        conts.push(Cont {
+            key: k[..star].to_vec(),
+            idx,
+            ext,
+            value: v,
+        });
+    }
+    conts.sort_by(|a, b| {
+        a.key
+            .to_ascii_lowercase()
+            .cmp(&b.key.to_ascii_lowercase())
+            .then(a.idx.cmp(&b.idx))
+    });
+    let mut i = 0;
+    while i < conts.len() {
+        let mut j = i;
+        let mut ok = true;
+        while j < conts.len() && conts[j].key.eq_ignore_ascii_case(&conts[i].key) {
+            if conts[j].idx as usize != j - i {
+                ok = false;
+            }
+            j += 1;
+        }
+        if ok {
+            let mut key = conts[i].key.clone();
+            if conts[i].ext {
+                key.push(b'*');
+            }
+            let value = conts[i..j]
+                .iter()
+                .flat_map(|c| c.value.iter().copied())
+                .collect();
+            out.push((key, value));
+        } else {
+            for c in &conts[i..j] {
+                let mut key = c.key.clone();
+                key.push(b'*');
+                key.extend_from_slice(c.idx.to_string().as_bytes());
+                if c.ext {
+                    key.push(b'*');
+                }
+                out.push((key, c.value.clone()));
+            }
+        }
+        i = j;
+    }
+    out
 }
 
 /// One ENVELOPE address or group marker: `(name route mailbox domain)`.
@@ -400,7 +462,9 @@ fn parse_mailbox(lx: &mut Lexer<'_>, out: &mut Vec<Addr>) {
     } else {
         lx.pos = start;
         lx.last_comment = None;
-        addr_spec(lx, &mut addr);
+        if addr_spec(lx, &mut addr) {
+            addr.name = addr.mailbox.take();
+        }
         lx.skip_cfws();
         if let Some(c) = lx.last_comment.take() {
             if !c.is_empty() {
@@ -433,23 +497,33 @@ fn parse_mailbox(lx: &mut Lexer<'_>, out: &mut Vec<Addr>) {
     out.push(addr);
 }
 
-fn addr_spec(lx: &mut Lexer<'_>, addr: &mut Addr) {
+/// Parses `local-part ["@" domain]`; returns true when the local part was one quoted
+/// string and no domain followed (Dovecot then takes it as a display name).
+fn addr_spec(lx: &mut Lexer<'_>, addr: &mut Addr) -> bool {
     let mut local = Vec::new();
+    let mut words = 0;
+    let mut quoted_only = true;
     loop {
         lx.skip_cfws();
+        words += 1;
         match lx.peek() {
             Some(b'"') => {
                 lx.quoted(&mut local);
             }
             Some(b) if is_atext(b) => {
+                quoted_only = false;
                 lx.take_while(is_atext, &mut local);
             }
-            _ => break,
+            _ => {
+                words -= 1;
+                break;
+            }
         }
         lx.skip_cfws();
         if lx.peek() == Some(b'.') {
             lx.pos += 1;
             local.push(b'.');
+            quoted_only = false;
         } else {
             break;
         }
@@ -461,7 +535,9 @@ fn addr_spec(lx: &mut Lexer<'_>, addr: &mut Addr) {
         let mut d = Vec::new();
         domain(lx, &mut d);
         addr.domain = Some(d);
+        return false;
     }
+    quoted_only && words == 1
 }
 
 fn domain(lx: &mut Lexer<'_>, out: &mut Vec<u8>) {
@@ -506,16 +582,17 @@ mod tests {
 
     #[test]
     fn content_type() {
-        let p = parse_param_value(b"Text/Plain; charset=\"utf-8\" (c); format=flowed", true);
-        let p = p.unwrap_or_default();
-        assert_eq!(p.value, b"Text");
-        assert_eq!(p.sub.as_deref(), Some(&b"Plain"[..]));
+        let p = parse_content_type(b"Text/Plain; charset=\"utf-8\" (c); format=flowed");
+        assert_eq!(p.ctype, (b"Text".to_vec(), Some(b"Plain".to_vec())));
         assert_eq!(p.params.len(), 2);
         assert_eq!(p.params[0].1, b"utf-8");
-        let p = parse_param_value(b"a/b; n*0=x; n*1=y; m*=utf-8''%41", true).unwrap_or_default();
-        assert_eq!(p.params[0], (b"n".to_vec(), b"xy".to_vec()));
-        assert_eq!(p.params[1], (b"m*".to_vec(), b"utf-8''%41".to_vec()));
-        assert!(parse_param_value(b"text", true).is_none());
+        let p = parse_content_type(b"a/b; n*0=x; n*1=y; m*=utf-8''%41; bad; k=v");
+        // "bad" has no "=": dropped, and recovery skips the ";" of k=v too (as Dovecot).
+        assert_eq!(p.params.len(), 2);
+        assert_eq!(p.params[0], (b"m*1*".to_vec(), b"utf-8''%41".to_vec()));
+        assert_eq!(p.params[1], (b"n".to_vec(), b"xy".to_vec()));
+        assert_eq!(parse_content_type(b"text").ctype, (b"text".to_vec(), None));
+        assert_eq!(parse_content_type(b"text/").ctype, (Vec::new(), None));
     }
 
     #[test]
