@@ -128,6 +128,7 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
         "authd" => Some(authd(env)),
         "pop3d" => Some(pop3d(env)),
         "mta" => Some(mta(env)),
+        "imapd" => Some(imapd(env)),
         _ => None,
     }
 }
@@ -136,11 +137,10 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
 /// DIR/mail/%d/%n/Maildir.
 fn mda_lmtp(env: &DemoEnv) -> String {
     let mut s = env.server_table();
-    s.push_str(&listener(
-        "lmtp",
-        &env.socket("lmtp").to_string_lossy(),
-        "none",
-    ));
+    let lmtp = listener("lmtp", &env.socket("lmtp").to_string_lossy(), "none");
+    // 0666 like Dovecot's lmtp socket: it is bound as root, and the mta must reach it.
+    s.push_str(lmtp.trim_end());
+    s.push_str("\nmode = \"0666\"\n\n");
     s.push_str(&format!(
         "[lmtp]\nhostname = {}\n\n[userdb]\nsocket = {}\n\n[delivery]\nmail_location = {}\n",
         quote(&format!("mx.{DOMAIN}")),
@@ -181,6 +181,23 @@ fn pop3d(env: &DemoEnv) -> String {
     s.push_str(&env.tls_table());
     s.push_str(&listener("pop3", ports::POP3, "starttls"));
     s.push_str(&listener("pop3s", ports::POP3S, "implicit"));
+    s.push_str(&format!(
+        "[auth]\nclient_socket = {}\nuserdb_socket = {}\n\n[mail]\nlocation = {}\n",
+        q(&env.socket("auth-client")),
+        q(&env.socket("auth-userdb")),
+        quote(&env.mail_location())
+    ));
+    s
+}
+
+/// pochta-imapd: IMAP on 1143 (STARTTLS), IMAPS on 1993; logins through authd, Maildirs as
+/// the userdb says (DIR/mail/%d/%n/Maildir). Plaintext logins only over TLS (no trusted
+/// networks), as in a real setup.
+fn imapd(env: &DemoEnv) -> String {
+    let mut s = env.server_table();
+    s.push_str(&env.tls_table());
+    s.push_str(&listener("imap", ports::IMAP, "starttls"));
+    s.push_str(&listener("imaps", ports::IMAPS, "implicit"));
     s.push_str(&format!(
         "[auth]\nclient_socket = {}\nuserdb_socket = {}\n\n[mail]\nlocation = {}\n",
         q(&env.socket("auth-client")),
