@@ -228,8 +228,10 @@ impl Driver {
                 }
                 Event::StartTls => match conn.starttls().await {
                     Ok(0) if s.tls_established() == 0 => {
+                        // RFC 3207 §4.2: everything learnt in plaintext is forgotten.
                         self.txn = Txn::default();
                         self.auth = None;
+                        self.login = None;
                     }
                     Ok(_) => {
                         tracing::warn!(

@@ -1166,3 +1166,54 @@ fn dovecot_auth_and_lmtp() {
         st.all_logs()
     );
 }
+
+/// Postfix's smtp-source, 5 parallel sessions (one with several messages per connection):
+/// every message accepted and delivered, none refused for pipelining.
+#[test]
+fn smtp_source_load_delivered() {
+    let st = Stack::start(Peers::Pochta, "");
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(need("smtp-source"));
+        cmd.args(["-s", "5", "-m", "20", "-l", "2048", "-S", "load-test"])
+            .args(["-f", "sender@example.net", "-t", "alice@pochta.test"])
+            .args(extra)
+            .arg(format!("127.0.0.1:{}", st.smtp));
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "smtp-source failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            st.log()
+        );
+    };
+    run(&[]);
+    run(&["-d"]);
+    let md = st.maildir("alice").join("new");
+    let count = || std::fs::read_dir(&md).map_or(0, |r| r.count());
+    let end = Instant::now() + DEADLINE;
+    while count() < 40 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(count(), 40, "{}", st.all_logs());
+    assert!(!st.log().contains("synchronization"), "{}", st.log());
+}
+
+/// `sender_login_match`: an authenticated user sends only as themselves.
+#[test]
+fn sender_login_match() {
+    let st = Stack::start(Peers::Pochta, "sender_login_match = true");
+    let script = format!(
+        "S: 220 *\nC: EHLO client.test\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250-AUTH PLAIN LOGIN\n\
+         S: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250 CHUNKING\n\
+         C: AUTH PLAIN {}\nS: 235 2.7.0 Authentication successful\n\
+         C: MAIL FROM:<bob@pochta.test>\n\
+         S: 553 5.7.1 <bob@pochta.test>: Sender address rejected: not owned by user \
+         alice@pochta.test\n\
+         C: MAIL FROM:<alice+lists@pochta.test>\nS: 250 2.1.0 Ok\n\
+         C: QUIT\nS: 221 2.0.0 Bye\n",
+        plain("alice@pochta.test", PASSWORD)
+    );
+    replay(Client::tls(st.submissions), &script);
+    st.wait_log("reject: MAIL from unknown[127.0.0.1]: 553 5.7.1");
+}
