@@ -1217,3 +1217,24 @@ fn sender_login_match() {
     replay(Client::tls(st.submissions), &script);
     st.wait_log("reject: MAIL from unknown[127.0.0.1]: 553 5.7.1");
 }
+
+/// A client in `trusted_networks` relays without AUTH; the percent hack, bang paths and
+/// quoted local parts with `@` are refused even then.
+#[test]
+fn trusted_network_relays_but_never_address_hacks() {
+    let st = Stack::start(Peers::Pochta, "trusted_networks = [\"127.0.0.0/8\"]");
+    let script = format!(
+        "S: 220 *\nC: HELO client.test\nS: 250 {HOST}\n\
+         C: MAIL FROM:<app@example.net>\nS: 250 2.1.0 Ok\n\
+         C: RCPT TO:<relaytest@nmap.scanme.org>\nS: 250 2.1.5 Ok\n\
+         C: RCPT TO:<relaytest%nmap.scanme.org@[127.0.0.1]>\n\
+         S: 554 5.7.1 <relaytest%nmap.scanme.org@[127.0.0.1]>: Relay access denied\n\
+         C: RCPT TO:<nmap.scanme.org!relaytest@{HOST}>\n\
+         S: 554 5.7.1 <nmap.scanme.org!relaytest@{HOST}>: Relay access denied\n\
+         C: RCPT TO:<\"relaytest@nmap.scanme.org\"@pochta.test>\n\
+         S: 554 5.7.1 <\"relaytest@nmap.scanme.org\"@pochta.test>: Relay access denied\n\
+         C: DATA\nS: 354 *\nC: Subject: trusted\nC:\nC: x\nC: .\nS: 250 2.0.0 Ok: queued as *\n\
+         C: QUIT\nS: 221 2.0.0 Bye\n"
+    );
+    replay(Client::tcp(st.smtp), &script);
+}
