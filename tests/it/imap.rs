@@ -705,3 +705,139 @@ fn dovecot_and_pochta_take_turns_on_one_maildir() {
     run(&theirs, "phase3");
     same_view("Dovecot's phase 3");
 }
+
+/// The imapclient (PyPI) scenario: its response parser is strict, so every FETCH item, LIST,
+/// STATUS and SEARCH reply goes through a second, independent IMAP parser.
+const IMAPCLIENT: &str = r#"
+import ssl, sys, time, smtplib, datetime
+from imapclient import IMAPClient
+host, tls_port, user, pw, lmtp = sys.argv[1:6]
+ctx = ssl._create_unverified_context()
+def out(k, v):
+    print(f"{k}\t{v}", flush=True)
+c = IMAPClient(host, port=int(tls_port), ssl=True, ssl_context=ctx, timeout=30)
+c.login(user, pw)
+out("caps", " ".join(sorted(x.decode() for x in c.capabilities())))
+for f in ["Clients", "Clients.imapclient", "Clients.imapclient.deep"]:
+    c.create_folder(f)
+out("folders", "|".join(f"{sorted(x.decode() for x in fl)}:{n}" for fl, d, n in c.list_folders("Clients")))
+out("exists", c.folder_exists("Clients.imapclient.deep"))
+out("special", sorted((n, [x.decode() for x in fl if x.decode() in ("\\Sent", "\\Trash")]) for fl, d, n in c.list_folders() if n in ("Sent", "Trash")))
+msg = (b"From: =?utf-8?q?J=C3=B6rg?= <j@example.org>\r\nTo: a@pochta.test, b@pochta.test\r\n"
+       b"Cc: c@example.org\r\nSubject: imapclient test\r\nDate: Mon, 2 Jan 2023 10:00:00 +0100\r\n"
+       b"In-Reply-To: <x@y>\r\nMessage-ID: <ic1@t>\r\nMIME-Version: 1.0\r\n"
+       b"Content-Type: multipart/alternative; boundary=zz\r\n\r\npreamble\r\n"
+       b"--zz\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nK=E4se\r\n"
+       b"--zz\r\nContent-Type: text/html\r\nContent-Disposition: inline\r\n\r\n<p>hi</p>\r\n--zz--\r\n")
+when = datetime.datetime(2023, 1, 2, 9, 0, 0, tzinfo=datetime.timezone.utc)
+r = c.append("Clients.imapclient", msg, flags=[b"\\Flagged", b"$Custom"], msg_time=when)
+out("append", r.decode())
+c.append("Clients.imapclient", b"Subject: small\r\n\r\nx\r\n")
+sel = c.select_folder("Clients.imapclient")
+out("select", f"{sel[b'EXISTS']} {sel[b'UIDNEXT']} {sorted(x.decode() for x in sel[b'FLAGS'])}")
+data = c.fetch([1], ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[1]", "BINARY.PEEK[1]", "BODY.PEEK[HEADER.FIELDS (SUBJECT CC)]"])
+d = data[1]
+out("flags", sorted(x.decode() for x in d[b"FLAGS"]))
+out("internaldate", d[b"INTERNALDATE"].isoformat())
+out("size", d[b"RFC822.SIZE"])
+e = d[b"ENVELOPE"]
+out("env_subject", e.subject.decode())
+out("env_from", f"{e.from_[0].name.decode()} {e.from_[0].mailbox.decode()}@{e.from_[0].host.decode()}")
+out("env_to", len(e.to))
+out("env_cc", e.cc[0].mailbox.decode())
+out("env_reply", e.in_reply_to.decode())
+out("env_date", e.date.isoformat() if e.date else None)
+bs = d[b"BODYSTRUCTURE"]
+out("bs_multipart", bs.is_multipart)
+out("bs_sub", bs[1].decode())
+out("bs_part1", f"{bs[0][0][0].decode()}/{bs[0][0][1].decode()} {bs[0][0][5].decode()}")
+out("body1", d[b"BODY[1]"].decode("latin-1"))
+out("binary1", d[b"BINARY[1]"].decode("latin-1"))
+out("hdr", d[b"BODY[HEADER.FIELDS (SUBJECT CC)]"].decode())
+out("search_subject", c.search(["SUBJECT", "imapclient"]))
+out("search_flagged", c.search(["FLAGGED"]))
+out("search_body", c.search(["BODY", "hi"]))
+out("search_since", c.search(["SINCE", datetime.date(2023, 1, 1)]))
+out("search_or", c.search(["OR", "FLAGGED", "SMALLER", 100]))
+out("add_flags", c.add_flags([2], [b"\\Seen", b"$Other"]))
+out("remove_flags", c.remove_flags([1], [b"$Custom"]))
+out("set_flags", c.set_flags([2], [b"\\Answered"]))
+out("copy", c.copy([1, 2], "Clients"))
+out("move", c.move([2], "Clients.imapclient.deep"))
+out("status", c.folder_status("Clients", ["MESSAGES", "UNSEEN", "UIDNEXT"]))
+c.delete_messages([1])
+out("expunge", c.expunge())
+out("left", c.search(["ALL"]))
+c.select_folder("INBOX")
+c.idle()
+l = smtplib.LMTP(lmtp)
+t = time.monotonic()
+l.sendmail("sender@example.org", [user], b"Subject: idle imapclient\r\n\r\nhi\r\n")
+l.quit()
+responses = c.idle_check(timeout=5)
+out("idle_delay", time.monotonic() - t)
+out("idle_responses", responses)
+c.idle_done()
+c.logout()
+"#;
+
+#[test]
+fn imapclient_scenario() {
+    let s = Setup::start();
+    let logs = || s.logs();
+    let d = python(
+        IMAPCLIENT,
+        &[
+            "127.0.0.1",
+            &s.tls_port.to_string(),
+            USER,
+            PASS,
+            s.lmtp.to_str().unwrap(),
+        ],
+        &logs,
+    );
+    let ctx = || format!("{:#?}\n{}", d.0, s.logs());
+    for (k, want) in [
+        (
+            "folders",
+            "['\\\\HasChildren']:Clients|['\\\\HasChildren']:Clients.imapclient|\
+             ['\\\\HasNoChildren']:Clients.imapclient.deep",
+        ),
+        ("exists", "True"),
+        (
+            "special",
+            "[('Sent', ['\\\\Sent']), ('Trash', ['\\\\Trash'])]",
+        ),
+        ("flags", "['$Custom', '\\\\Flagged']"),
+        ("size", "472"),
+        ("env_subject", "imapclient test"),
+        ("env_from", "=?utf-8?q?J=C3=B6rg?= j@example.org"),
+        ("env_to", "2"),
+        ("env_cc", "c"),
+        ("env_reply", "<x@y>"),
+        ("bs_multipart", "True"),
+        ("bs_sub", "alternative"),
+        ("bs_part1", "text/plain quoted-printable"),
+        ("body1", "K=E4se"),
+        ("binary1", "K\u{e4}se"),
+        ("hdr", "Cc: c@example.org"),
+        ("search_subject", "[1]"),
+        ("search_flagged", "[1]"),
+        ("search_body", "[1]"),
+        ("search_since", "[1, 2]"),
+        ("search_or", "[1, 2]"),
+        ("add_flags", "{2: (b'\\\\Seen', b'$Other', b'\\\\Recent')}"),
+        ("remove_flags", "{1: (b'\\\\Flagged',)}"),
+        ("set_flags", "{2: (b'\\\\Answered', b'\\\\Recent')}"),
+        ("status", "{b'MESSAGES': 2, b'UNSEEN': 2, b'UIDNEXT': 3}"),
+        ("expunge", "(b'Expunge completed.', [(1, b'EXPUNGE')])"),
+        ("left", "[]"),
+        ("idle_responses", "[(1, b'EXISTS'), (1, b'RECENT')]"),
+    ] {
+        assert_eq!(d.one(k), want, "{k}\n{}", ctx());
+    }
+    assert!(d.one("append").starts_with("[APPENDUID "), "{}", ctx());
+    assert!(d.one("select").starts_with("2 3 "), "{}", ctx());
+    let delay: f64 = d.one("idle_delay").parse().unwrap();
+    assert!(delay < 1.0, "IDLE took {delay} s\n{}", ctx());
+}
