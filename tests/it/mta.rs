@@ -1238,3 +1238,58 @@ fn trusted_network_relays_but_never_address_hacks() {
     );
     replay(Client::tcp(st.smtp), &script);
 }
+
+/// The demo (design.md §4): mail to alice@pochta.test on 2525 is in her Maildir within a
+/// second of the 250; strangers cannot relay on 2525, alice can on 5587 with her password.
+#[test]
+fn demo_delivers_on_2525_within_a_second() {
+    let demo = crate::demo::SuiteDemo::start(&["authd", "mda-lmtp", "mta"]);
+    let new = demo.dir.join("demo/mail/pochta.test/alice/Maildir/new");
+    smtplib(
+        "plain",
+        2525,
+        false,
+        "bob@pochta.test",
+        "alice@pochta.test",
+        "demo-e2e",
+    );
+    let sent = Instant::now();
+    let found = || {
+        std::fs::read_dir(&new)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path())
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("demo-e2e"))
+            })
+    };
+    while !found() && sent.elapsed() < DEADLINE {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = sent.elapsed();
+    assert!(found(), "not delivered:\n{}", demo.run.stdout());
+    assert!(took < Duration::from_secs(1), "delivered after {took:?}");
+    let mut c = Client::tcp(2525);
+    c.reply();
+    c.send(b"EHLO client.test\r\n");
+    c.reply();
+    assert_eq!(c.cmd("MAIL FROM:<x@example.net>"), "250 2.1.0 Ok");
+    assert!(c.cmd("RCPT TO:<x@example.org>").starts_with("554 5.7.1 "));
+    let out = swaks(&[
+        "--server",
+        "127.0.0.1:5587",
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@pochta.test",
+        "--auth-password",
+        &demo.password,
+        "--from",
+        "alice@pochta.test",
+        "--to",
+        "someone@example.org",
+    ]);
+    assert!(out.contains("queued as"), "{out}");
+}
