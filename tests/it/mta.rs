@@ -64,6 +64,7 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 /// A daemon with its own directory (each has its own notify socket and log file).
 struct Proc {
     daemon: Daemon,
+    config: PathBuf,
     _dir: TempDir,
 }
 
@@ -76,7 +77,11 @@ fn start_daemon(name: &str, config: &str) -> Proc {
     cmd.arg("-c").arg(&path);
     let mut daemon = Daemon::spawn(cmd, &dir, &notify);
     notify.wait_for("READY=1", &mut daemon);
-    Proc { daemon, _dir: dir }
+    Proc {
+        daemon,
+        config: path,
+        _dir: dir,
+    }
 }
 
 /// A private Dovecot: SASL on auth-client, users on auth-userdb, LMTP on `lmtp`, all 0666.
@@ -1292,4 +1297,26 @@ fn demo_delivers_on_2525_within_a_second() {
         "someone@example.org",
     ]);
     assert!(out.contains("queued as"), "{out}");
+}
+
+/// SIGHUP re-reads the policy: a network made trusted relays in the next session.
+#[test]
+fn reload_applies_new_policy() {
+    let st = Stack::start(Peers::Pochta, "");
+    let relay = |want: &str| {
+        let mut c = Client::tcp(st.smtp);
+        c.reply();
+        assert_eq!(c.cmd("HELO client.test"), format!("250 {HOST}"));
+        assert_eq!(c.cmd("MAIL FROM:<a@example.net>"), "250 2.1.0 Ok");
+        let r = c.cmd("RCPT TO:<b@example.org>");
+        assert!(r.starts_with(want), "{r}");
+        c.cmd("QUIT");
+    };
+    relay("554 5.7.1 ");
+    let cfg = std::fs::read_to_string(&st.mta.config).unwrap();
+    let cfg = cfg.replace("[smtpd]\n", "[smtpd]\ntrusted_networks = [\"127.0.0.1\"]\n");
+    std::fs::write(&st.mta.config, cfg).unwrap();
+    st.mta.daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    st.wait_log("configuration reloaded");
+    relay("250 2.1.5 ");
 }
