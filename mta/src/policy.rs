@@ -235,6 +235,22 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Whatever RCPT the parser accepts: no panic, and nothing with a percent hack, bang
+        /// path or `@` in its local part is routed, for any client.
+        #[test]
+        fn no_address_hack_is_ever_routed(arg in "[a-z%!@\".:\\[\\]0-9]{0,40}") {
+            let Ok(to) = rcpt(&arg) else { return Ok(()); };
+            for client in [STRANGER, USER] {
+                if route(&to, &domains(), "+", client).is_ok() {
+                    if let Some(m) = to.mailbox() {
+                        proptest::prop_assert!(!m.local().contains(['%', '!', '@']));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn sender_login() {
         let from = |s: &str| ReversePath::Mailbox(Mailbox::parse(s, false).unwrap());
