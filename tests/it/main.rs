@@ -13,6 +13,7 @@ mod imap;
 mod lmtp;
 mod maildir_dovecot;
 mod mta;
+mod mta_queue;
 mod password;
 mod pop3;
 mod runtime;

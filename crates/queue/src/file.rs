@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! POCHTA-QUEUE 1\n
-//! id 18A3F0C2B41D7\n            arrival 1763894400123\n      (unix milliseconds)
+//! id 0A3F0C2B41\n               arrival 1763894400123\n      (unix milliseconds)
 //! sender <esc>\n                client <esc>\n    [sasl <esc>] [envid <esc>] [ret FULL|HDRS]
 //! [body 7BIT|8BITMIME|BINARYMIME] [smtputf8 1]
 //! rcpt <esc address> <NEVER|SUCCESS,FAILURE,DELAY|-> <esc type>;<esc addr>|-\n   (≥ 1)

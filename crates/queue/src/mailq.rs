@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! -Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------
-//! 18A3F0C2B41D7   2045 Tue Mar  4 10:15:02  alice@example.org
+//! 0A3F0C2B41*    2045 Tue Mar  4 10:15:02  alice@example.org
 //!        (connect to local[/run/pochta/lmtp]: Connection refused)
 //!                                          bob@example.net
 //!

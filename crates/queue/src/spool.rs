@@ -406,7 +406,7 @@ fn max_id(dir: &Path) -> u64 {
     for sub in [QUEUE, HOLD, CORRUPT] {
         if let Ok(ids) = list_ids(dir, sub) {
             for id in ids {
-                if let Ok(n) = u64::from_str_radix(id.as_str(), 16) {
+                if let Some(n) = crate::id::decode(id.as_str()) {
                     max = max.max(n);
                 }
             }
