@@ -488,6 +488,40 @@ fn per_recipient_results_and_sendmail_bs() {
     wait_until(DEADLINE, "delivery to alice", || {
         maildir_messages(&alice).len() == 1
     });
+    // Postfix's shape: `<id>: to=<…>, relay=…, delay=…, delays=a/b/c/d, dsn=…, status=sent (…)`.
+    let log = mta.wait_log("status=sent");
+    let sent = log.lines().find(|l| l.contains("status=sent")).unwrap();
+    let tail = &sent[sent.find(": to=<").unwrap()..];
+    assert!(
+        tail.starts_with(&format!(": to=<alice@{DOMAIN}>, relay=local[")),
+        "{sent}"
+    );
+    let delays = tail
+        .split(", delays=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert_eq!(delays.split('/').count(), 4, "{sent}");
+    assert!(
+        delays.split('/').all(|d| d.parse::<f64>().is_ok()),
+        "{sent}"
+    );
+    assert!(tail.contains(", delay="), "{sent}");
+    assert!(
+        tail.contains(", dsn=2.0.0, status=sent (250 2.0.0 <alice@"),
+        "{sent}"
+    );
+    let id = sent[..sent.find(": to=<").unwrap()]
+        .rsplit(' ')
+        .next()
+        .unwrap();
+    assert!(
+        log.contains(&format!("{id}: from=<s@example.org>, size=")),
+        "{log}"
+    );
+    assert!(log.contains(", nrcpt=2 (queue active)"), "{log}");
     let q = setup.mailq();
     assert_postfix_layout(&q);
     assert!(q.contains("550 5.1.1"), "{q}");

@@ -414,3 +414,7 @@ fn max_id(dir: &Path) -> u64 {
     }
     max
 }
+
+#[cfg(test)]
+#[path = "spool_tests.rs"]
+mod tests;
