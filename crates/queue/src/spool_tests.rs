@@ -112,7 +112,10 @@ async fn lock_leftovers_records_and_corruption() {
     drop(spool);
 
     let spool = Spool::open(&d.cfg()).unwrap();
-    assert!(list_ids(&d.0, TMP).unwrap().is_empty(), "tmp/ leftover kept");
+    assert!(
+        list_ids(&d.0, TMP).unwrap().is_empty(),
+        "tmp/ leftover kept"
+    );
     let (p, _) = load(&d.0, &id).unwrap();
     assert_eq!(p.states[0], st);
     assert_eq!(p.states[1].status, RcptStatus::Pending);
