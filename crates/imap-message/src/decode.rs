@@ -169,9 +169,15 @@ pub(crate) fn decode_2047(v: &[u8]) -> String {
     out
 }
 
+/// Longest encoded-word we decode (75 by the RFC; some mailers write longer ones).
+const MAX_ENCODED_WORD: usize = 1024;
+
 /// `=?charset?enc?text?=` at the start of `s`: the decoded text and the length consumed.
 fn encoded_word(s: &[u8]) -> Option<(String, usize)> {
     let rest = s.get(2..)?;
+    // RFC 2047 words are at most 75 bytes; looking further would make a header full of
+    // unterminated "=?" quadratic.
+    let rest = &rest[..rest.len().min(MAX_ENCODED_WORD)];
     let q1 = rest.iter().position(|&b| b == b'?')?;
     let charset = &rest[..q1];
     let enc = *rest.get(q1 + 1)?;

@@ -3,8 +3,8 @@
 //! rendered byte for byte as Dovecot 2.3 renders them where the RFCs leave a choice.
 //!
 //! - Trusts nothing: the message is whatever a sender wrote. Parsing is total (any bytes give
-//!   an answer, never a panic), linear in the input, nesting is bounded ([`mime::MAX_DEPTH`]
-//!   levels, [`mime::MAX_PARTS`] parts) and memory is O(input).
+//!   an answer, never a panic), linear in the input, nesting is bounded (100
+//!   levels, 10,000 parts) and memory is O(input).
 //! - Runs inside pochta-imapd as the logged-in mail user; a pure library (no I/O, no tokio).
 //! - Input is the file as stored (LF or CRLF); every size and output is as if each bare LF
 //!   were CRLF, computed on the fly: nothing is converted until a section is asked for.

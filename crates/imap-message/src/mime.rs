@@ -18,6 +18,8 @@ use std::ops::Range;
 
 /// Deepest multipart / message/rfc822 nesting parsed (Dovecot's default limit too).
 pub(crate) const MAX_DEPTH: usize = 100;
+/// Longest boundary accepted.
+pub(crate) const MAX_BOUNDARY: usize = 1000;
 /// Most parts parsed in one message (Dovecot's default limit too).
 pub(crate) const MAX_PARTS: usize = 10_000;
 
@@ -318,7 +320,12 @@ impl Parser<'_> {
         let can_nest = depth < MAX_DEPTH && self.parts < MAX_PARTS;
         let multipart = part.content.is_type(b"multipart", None);
         let boundary = if multipart {
-            part.content.param(b"boundary").map(<[u8]>::to_vec)
+            // Boundaries are at most 70 bytes (RFC 2046); absurdly long ones are ignored so
+            // that matching stays cheap per line.
+            part.content
+                .param(b"boundary")
+                .filter(|b| b.len() <= MAX_BOUNDARY)
+                .map(<[u8]>::to_vec)
         } else {
             None
         };
