@@ -10,10 +10,25 @@ use pochta_imap_message::{Message, Section, SectionKind};
 fuzz_target!(|raw: &[u8]| {
     let m = Message::parse(raw);
     let size = m.size();
-    let full = m.section(&Section { part: vec![], kind: SectionKind::Full }).unwrap_or_default();
+    let full = m
+        .section(&Section {
+            part: vec![],
+            kind: SectionKind::Full,
+        })
+        .unwrap_or_default();
     assert_eq!(full.len() as u64, size);
-    let h = m.section(&Section { part: vec![], kind: SectionKind::Header }).unwrap_or_default();
-    let t = m.section(&Section { part: vec![], kind: SectionKind::Text }).unwrap_or_default();
+    let h = m
+        .section(&Section {
+            part: vec![],
+            kind: SectionKind::Header,
+        })
+        .unwrap_or_default();
+    let t = m
+        .section(&Section {
+            part: vec![],
+            kind: SectionKind::Text,
+        })
+        .unwrap_or_default();
     assert_eq!(h.len() + t.len(), full.len());
     let _ = m.envelope();
     let _ = m.body_structure(true);
@@ -27,7 +42,10 @@ fuzz_target!(|raw: &[u8]| {
             SectionKind::HeaderFields(vec!["Subject".into(), "Content-Type".into()]),
             SectionKind::HeaderFieldsNot(vec!["From".into()]),
         ] {
-            let _ = m.section(&Section { part: p.to_vec(), kind });
+            let _ = m.section(&Section {
+                part: p.to_vec(),
+                kind,
+            });
         }
         if let Ok(Some(b)) = m.binary(p) {
             assert_eq!(m.binary_size(p), Ok(Some(b.len() as u64)));
