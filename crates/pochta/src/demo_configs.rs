@@ -77,6 +77,19 @@ impl DemoEnv {
         self.dir.join("run").join(name)
     }
 
+    /// A `[[listener]]` on the UNIX socket DIR/run/<name>, mode 0660, owned by the daemons'
+    /// user (when the demo runs as root the socket is bound before the privilege drop, so the
+    /// owner must be set), so that only the demo's daemons connect.
+    pub(crate) fn private_socket(&self, service: &str, name: &str) -> String {
+        let table = listener(service, &self.socket(name).to_string_lossy(), "none");
+        let mut s = format!("{}\nmode = \"0660\"\n", table.trim_end());
+        if let Some(u) = &self.run_as {
+            s.push_str(&format!("owner = {}\n", quote(u)));
+        }
+        s.push('\n');
+        s
+    }
+
     /// DIR/etc/users, Dovecot passwd-file format.
     pub(crate) fn users_file(&self) -> PathBuf {
         self.dir.join("etc/users")
@@ -137,10 +150,8 @@ pub(crate) fn config(daemon: &str, env: &DemoEnv) -> Option<String> {
 /// DIR/mail/%d/%n/Maildir.
 fn mda_lmtp(env: &DemoEnv) -> String {
     let mut s = env.server_table();
-    let lmtp = listener("lmtp", &env.socket("lmtp").to_string_lossy(), "none");
-    // 0666 like Dovecot's lmtp socket: it is bound as root, and the mta must reach it.
-    s.push_str(lmtp.trim_end());
-    s.push_str("\nmode = \"0666\"\n\n");
+    // The mta (running as the daemons' user) delivers here; nobody else may.
+    s.push_str(&env.private_socket("lmtp", "lmtp"));
     s.push_str(&format!(
         "[lmtp]\nhostname = {}\n\n[userdb]\nsocket = {}\n\n[delivery]\nmail_location = {}\n",
         quote(&format!("mx.{DOMAIN}")),
@@ -159,6 +170,7 @@ fn mta(env: &DemoEnv) -> String {
     s.push_str(&listener("smtp", ports::SMTP, "starttls"));
     s.push_str(&listener("submission", ports::SUBMISSION, "starttls"));
     s.push_str(&listener("submissions", ports::SUBMISSIONS, "implicit"));
+    // sendmail's socket: every local user may submit (like Postfix's world-executable postdrop).
     let local = listener("local", &env.socket("mta-submit").to_string_lossy(), "none");
     s.push_str(local.trim_end());
     s.push_str("\nmode = \"0666\"\n\n");
@@ -214,13 +226,7 @@ fn imapd(env: &DemoEnv) -> String {
 fn authd(env: &DemoEnv) -> String {
     let mut s = env.server_table();
     for service in ["auth-client", "auth-userdb"] {
-        let table = listener(service, &env.socket(service).to_string_lossy(), "none");
-        s.push_str(table.trim_end());
-        s.push_str("\nmode = \"0660\"\n");
-        if let Some(u) = &env.run_as {
-            s.push_str(&format!("owner = {}\n", quote(u)));
-        }
-        s.push('\n');
+        s.push_str(&env.private_socket(service, service));
     }
     let owner = match &env.run_as {
         Some(name) => nix::unistd::User::from_name(name).ok().flatten(),
