@@ -196,7 +196,12 @@ async fn recv_ctl(s: Option<&tokio::net::UnixDatagram>, buf: &mut [u8]) -> Optio
     match s {
         Some(s) => match s.recv(buf).await {
             Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).trim().to_owned()),
-            Err(_) => None,
+            Err(e) => {
+                // Never spin on a broken socket.
+                tracing::warn!("flush socket: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                None
+            }
         },
         None => std::future::pending().await,
     }

@@ -334,6 +334,7 @@ fn deliver(o: &Opts, socket: &Path) -> Result<(), Fatal> {
         .read_to_end(&mut input)
         .map_err(|e| Fatal(EX_DATAERR, format!("error reading input: {e}")))?;
     let mut lines = to_lines(&input, o.dot_ends);
+    separate_header(&mut lines);
     let login = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
         .flatten()
@@ -413,14 +414,33 @@ fn to_lines(input: &[u8], dot_ends: bool) -> Vec<Vec<u8>> {
     out
 }
 
-/// Index of the empty line ending the header (or the end of a message without body).
+/// Index of the line ending the header: the first line that is neither a header field nor a
+/// continuation (normally the empty separator line), or the end of the input.
 fn header_end(lines: &[Vec<u8>]) -> Option<usize> {
+    let is_field = |i: usize, l: &Vec<u8>| {
+        let continuation = i > 0 && l.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        continuation
+            || header_name(l).is_some_and(|n| {
+                !n.is_empty() && n.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+            })
+    };
     Some(
         lines
             .iter()
-            .position(|l| l.is_empty())
+            .enumerate()
+            .position(|(i, l)| !is_field(i, l))
             .unwrap_or(lines.len()),
     )
+}
+
+/// Makes sure an empty line separates header and body: input that starts its body without
+/// one (`echo body | sendmail user`) gets it, as Postfix's cleanup does.
+fn separate_header(lines: &mut Vec<Vec<u8>>) {
+    if let Some(end) = header_end(lines) {
+        if lines.get(end).is_some_and(|l| !l.is_empty()) {
+            lines.insert(end, Vec::new());
+        }
+    }
 }
 
 fn has_header(header: &[Vec<u8>], name: &str) -> bool {
@@ -665,6 +685,22 @@ mod tests {
             text,
             ["To: a@x,", " b@y", "Subject: s", "", "To: not@header"]
         );
+    }
+
+    #[test]
+    fn body_without_header_gets_a_separator() {
+        let mut lines = to_lines(b"just a body\nline 2\n", true);
+        separate_header(&mut lines);
+        assert_eq!(
+            lines,
+            [b"".to_vec(), b"just a body".to_vec(), b"line 2".to_vec()]
+        );
+        let mut lines = to_lines(b"Subject: x\n continued\nbody\n", true);
+        separate_header(&mut lines);
+        assert_eq!(lines[2], b"");
+        let mut lines = to_lines(b"Subject: x\n\nbody\n", true);
+        separate_header(&mut lines);
+        assert_eq!(lines.len(), 3);
     }
 
     #[test]
