@@ -44,6 +44,12 @@ pub struct UserdbEntry {
 
 pub trait Backend: Send + Sync {
     fn passdb(&self, user: &str) -> Result<Option<PassdbEntry>, BackendError>;
+    /// The same answer as [`Backend::passdb`] when it can be given without blocking (from memory,
+    /// after at most a `stat`); `None` when the caller must use `passdb` on the blocking pool
+    /// (the default: network backends always block).
+    fn passdb_now(&self, _user: &str) -> Option<Result<Option<PassdbEntry>, BackendError>> {
+        None
+    }
     fn userdb(&self, user: &str) -> Result<Option<UserdbEntry>, BackendError>;
     /// Every user name (for `LIST` / `doveadm user '*'`).
     fn list(&self) -> Result<Vec<String>, BackendError>;

@@ -47,16 +47,28 @@ impl PasswdFile {
         Ok(f)
     }
 
-    fn current(&self) -> Result<Arc<Parsed>, BackendError> {
-        let shown = self.path.display();
-        let meta =
-            std::fs::metadata(&self.path).map_err(|e| BackendError(format!("{shown}: {e}")))?;
-        let stamp = Stamp {
+    fn stamp(&self) -> Result<Stamp, BackendError> {
+        let meta = std::fs::metadata(&self.path)
+            .map_err(|e| BackendError(format!("{}: {e}", self.path.display())))?;
+        Ok(Stamp {
             ino: meta.ino(),
             size: meta.size(),
             mtime: meta.mtime(),
             mtime_nsec: meta.mtime_nsec(),
-        };
+        })
+    }
+
+    /// The parsed content if the file is unchanged since it was parsed (one `stat`, no read);
+    /// `None` when it must be re-read (or the `stat` failed: [`Self::current`] reports that).
+    fn unchanged(&self) -> Option<Arc<Parsed>> {
+        let stamp = self.stamp().ok()?;
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (state.0 == Some(stamp)).then(|| Arc::clone(&state.1))
+    }
+
+    fn current(&self) -> Result<Arc<Parsed>, BackendError> {
+        let shown = self.path.display();
+        let stamp = self.stamp()?;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0 == Some(stamp) {
             return Ok(Arc::clone(&state.1));
@@ -154,6 +166,11 @@ impl Backend for PasswdFile {
     fn passdb(&self, user: &str) -> Result<Option<PassdbEntry>, BackendError> {
         Ok(self.current()?.users.get(user).map(|l| l.passdb.clone()))
     }
+    fn passdb_now(&self, user: &str) -> Option<Result<Option<PassdbEntry>, BackendError>> {
+        // A `stat` of the file is as cheap as a lookup; a changed file is re-read by `passdb`.
+        let parsed = self.unchanged()?;
+        Some(Ok(parsed.users.get(user).map(|l| l.passdb.clone())))
+    }
     fn userdb(&self, user: &str) -> Result<Option<UserdbEntry>, BackendError> {
         Ok(self.current()?.users.get(user).map(|l| l.userdb.clone()))
     }
@@ -212,9 +229,13 @@ mod tests {
         std::fs::write(&path, "a@x:{PLAIN}1\n").unwrap();
         let f = PasswdFile::open(&path).unwrap();
         assert!(f.passdb("b@x").unwrap().is_none());
+        assert!(f.passdb_now("a@x").unwrap().unwrap().is_some());
         // Same second, different size: still noticed.
         std::fs::write(&path, "a@x:{PLAIN}1\nb@x:{PLAIN}2\n").unwrap();
+        // Without blocking: the changed file is not read here but left to `passdb`.
+        assert!(f.passdb_now("b@x").is_none());
         assert!(f.passdb("b@x").unwrap().is_some());
+        assert!(f.passdb_now("b@x").unwrap().unwrap().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,8 @@ fn valid_username(name: &str) -> bool {
 
 /// Userdb fields, in reply order.
 pub(crate) type UserFields = Vec<(String, String)>;
+/// A passdb answer: the entry, none for an unknown user, or a backend failure.
+type Lookup = Result<Option<PassdbEntry>, BackendError>;
 /// Passdb extra fields (`None` value = bare flag).
 pub(crate) type ExtraFields = Vec<(String, Option<String>)>;
 
@@ -109,13 +111,34 @@ impl Users {
         name: &str,
         remote: Option<IpAddr>,
     ) -> Result<Result<PassdbEntry, Verdict>, BackendError> {
+        let found = self.passdb_with(name, remote, |b, user| Some(b.passdb(user)));
+        // invariant: the lookup closure above always answers.
+        found.unwrap_or_else(|| Err(BackendError("no passdb answer".into())))
+    }
+
+    /// [`Self::passdb`] with the backend call given by `lookup`; `None` when `lookup` gave none.
+    fn passdb_with(
+        &self,
+        name: &str,
+        remote: Option<IpAddr>,
+        lookup: impl FnOnce(&dyn Backend, &str) -> Option<Lookup>,
+    ) -> Option<Result<Result<PassdbEntry, Verdict>, BackendError>> {
         let Some(user) = self.normalize(name) else {
-            return Ok(Err(Verdict::Fail {
+            return Some(Ok(Err(Verdict::Fail {
                 user: None,
                 why: "invalid user name",
-            }));
+            })));
         };
-        let Some(entry) = self.backend.passdb(&user)? else {
+        let found = lookup(self.backend.as_ref(), &user)?;
+        Some(Self::entry_policy(user, remote, found))
+    }
+
+    fn entry_policy(
+        user: String,
+        remote: Option<IpAddr>,
+        found: Lookup,
+    ) -> Result<Result<PassdbEntry, Verdict>, BackendError> {
+        let Some(entry) = found? else {
             return Ok(Err(Verdict::Fail {
                 user: Some(user),
                 why: "unknown user",
@@ -163,21 +186,54 @@ impl Users {
         password: &Secret<Vec<u8>>,
         remote: Option<IpAddr>,
     ) -> Verdict {
-        let entry = match self.passdb(name, remote) {
-            Ok(Ok(e)) => e,
-            Ok(Err(v)) => return v,
-            Err(e) => return Verdict::TempFail(e.0),
+        match self.passdb(name, remote) {
+            Ok(found) => self.check(found, password, false),
+            Err(e) => Some(Verdict::TempFail(e.0)),
+        }
+        // invariant: `check` with `now == false` always answers.
+        .unwrap_or_else(|| Verdict::TempFail("no verdict".into()))
+    }
+
+    /// [`Self::verify`] when it can be answered without blocking: the passdb answers from
+    /// memory ([`Backend::passdb_now`]) and the stored scheme is a single hash or a compare
+    /// ([`cheap`]), microseconds like the protocol work around it. `None`: use `verify` on the
+    /// blocking pool (crypt family, Argon2, PBKDF2, SCRAM, OTP, a changed passwd-file, SQL).
+    pub(crate) fn verify_now(
+        &self,
+        name: &str,
+        password: &Secret<Vec<u8>>,
+        remote: Option<IpAddr>,
+    ) -> Option<Verdict> {
+        match self.passdb_with(name, remote, |b, user| b.passdb_now(user))? {
+            Ok(found) => self.check(found, password, true),
+            Err(e) => Some(Verdict::TempFail(e.0)),
+        }
+    }
+
+    /// The password check proper; with `now`, `None` when the stored scheme is not [`cheap`].
+    fn check(
+        &self,
+        found: Result<PassdbEntry, Verdict>,
+        password: &Secret<Vec<u8>>,
+        now: bool,
+    ) -> Option<Verdict> {
+        let entry = match found {
+            Ok(e) => e,
+            Err(v) => return Some(v),
         };
         if entry.nopassword {
-            return Self::finish(entry);
+            return Some(Self::finish(entry));
         }
         let Some(stored) = self.stored(&entry) else {
-            return Verdict::Fail {
+            return Some(Verdict::Fail {
                 user: Some(entry.user),
                 why: "no usable password",
-            };
+            });
         };
-        match stored.verify(password.expose(), &entry.user) {
+        if now && !cheap(stored.scheme()) {
+            return None;
+        }
+        Some(match stored.verify(password.expose(), &entry.user) {
             Ok(true) => Self::finish(entry),
             Ok(false) => Verdict::Fail {
                 user: Some(entry.user),
@@ -190,7 +246,7 @@ impl Users {
                     why: "stored password unusable",
                 }
             }
-        }
+        })
     }
 
     /// Expected HMAC-MD5 of `challenge` for CRAM-MD5, and the entry; `Ok(None)` when the user
@@ -293,6 +349,28 @@ impl Users {
             None => all,
         })
     }
+}
+
+/// Schemes whose check is one hash (or HMAC key setup) over the password, or a plain compare:
+/// cheap enough for the async threads. Everything with a work factor stays on the blocking pool.
+fn cheap(scheme: Scheme) -> bool {
+    matches!(
+        scheme,
+        Scheme::Plain
+            | Scheme::PlainTrunc
+            | Scheme::Sha
+            | Scheme::Sha256
+            | Scheme::Sha512
+            | Scheme::Ssha
+            | Scheme::Ssha256
+            | Scheme::Ssha512
+            | Scheme::Smd5
+            | Scheme::PlainMd5
+            | Scheme::LdapMd5
+            | Scheme::PlainMd4
+            | Scheme::CramMd5
+            | Scheme::DigestMd5
+    )
 }
 
 /// Numeric uid; a name is resolved through the system's user database.
