@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pochta_loadgen::stats::median;
 
-use crate::procs::{cpu_seconds, MemSampler};
+use crate::procs::{cpu_seconds, own_cpu_seconds, MemSampler};
 
 /// One side's run in one round.
 #[derive(Debug, Clone)]
@@ -99,7 +99,9 @@ pub(crate) fn run_rounds(
             (side.check)().map_err(|e| format!("{name}: before round {r}: {e}"))?;
             let sampler = MemSampler::start(side.roots.clone());
             let cpu0 = cpu_seconds(&side.roots);
+            let client0 = own_cpu_seconds();
             let res = load(s, r == 0);
+            let client1 = own_cpu_seconds();
             let cpu1 = cpu_seconds(&side.roots);
             let (peak, hwm) = sampler.finish();
             let res = res.map_err(|e| format!("{name}: {} round {r}: {e}", side.label))?;
@@ -112,7 +114,8 @@ pub(crate) fn run_rounds(
                 p99_ms: res.p99_ms,
             };
             println!(
-                "  {name} {} {:<8} {:>9.0}/s  ({} in {:.2} s, server CPU {:.2} s{})",
+                "  {name} {} {:<8} {:>9.0}/s  ({} in {:.2} s, server CPU {:.2} s, \
+                 client CPU {:.2} s{})",
                 if r == 0 {
                     "warm-up".to_owned()
                 } else {
@@ -123,6 +126,7 @@ pub(crate) fn run_rounds(
                 round.units,
                 secs,
                 round.cpu_s,
+                client1 - client0,
                 round
                     .p99_ms
                     .map(|p| format!(", p99 {p:.2} ms"))

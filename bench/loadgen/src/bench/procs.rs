@@ -67,6 +67,24 @@ fn tree(roots: &[i32], stats: &HashMap<i32, Stat>) -> Vec<i32> {
     out
 }
 
+/// CPU seconds used so far by this process alone (the load generator runs in it), without
+/// its children (the pochta daemons the harness started).
+pub(crate) fn own_cpu_seconds() -> f64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = text.rfind(')').map(|i| &text[i + 2..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| {
+        f.get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (num(14) + num(15)) as f64 / USER_HZ
+}
+
 /// CPU seconds used so far by the tree under `roots` (including reaped children).
 pub(crate) fn cpu_seconds(roots: &[i32]) -> f64 {
     let stats = all_stats();
