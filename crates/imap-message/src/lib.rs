@@ -235,14 +235,14 @@ impl<'a> Message<'a> {
     /// case folding) on decoded text parts (transfer-decoding + charset → UTF-8); TEXT also
     /// covers headers.
     pub fn body_contains(&self, needle: &str) -> bool {
-        search::body_contains(self.raw, self.tree(), &search::fold(needle))
+        search::body_contains(self.raw, self.tree(), &search::fold(needle), false)
     }
 
     /// Like [`Message::body_contains`], and also matches in the header fields (decoded).
     pub fn text_contains(&self, needle: &str) -> bool {
         let n = search::fold(needle);
         search::header_contains(self.raw, 0..self.fields_end, &n)
-            || search::body_contains(self.raw, self.tree(), &n)
+            || search::body_contains(self.raw, self.tree(), &n, true)
     }
 }
 

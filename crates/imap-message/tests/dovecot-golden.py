@@ -10,7 +10,8 @@ loopback port; never the system instance), drops the files into the user's Maild
 one, and asks Dovecot for RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, and BODY[section],
 BINARY[section] and BINARY.SIZE[section] for every part number in the message (plus a few
 that do not exist) with each section text (full, MIME, HEADER, TEXT, HEADER.FIELDS,
-HEADER.FIELDS.NOT). The answers are written verbatim to tests/golden/<name>.golden as records
+HEADER.FIELDS.NOT), and whether the message matches each of a list of SEARCH keys
+(BODY, TEXT, SUBJECT, FROM, HEADER, SENT*). The answers are written verbatim to tests/golden/<name>.golden as records
 
     @@ <length> <fetch item as sent>\\n<the item's value exactly as Dovecot sent it>\\n
 
@@ -211,6 +212,39 @@ def items_for(paths):
     return items
 
 
+# SEARCH keys compared with Dovecot for every message: (key, argument).
+SEARCHES = [
+    ("BODY", "hello"), ("BODY", "HELLO WORLD"), ("BODY", "part one"), ("BODY", "köln"),
+    ("BODY", "GRÜSSE"), ("BODY", "grüße aus"), ("BODY", "html alt"), ("BODY", "=3D"),
+    ("BODY", "<b>html"), ("BODY", "binary"), ("BODY", "inner plain"), ("BODY", "%PDF"),
+    ("BODY", "subject"), ("BODY", "digest one"), ("BODY", "deep text"), ("BODY", "preamble"),
+    ("BODY", "hällo"), ("BODY", "inside"), ("BODY", "line3"), ("BODY", "=E4"),
+    ("TEXT", "alice"), ("TEXT", "Content-Type"), ("TEXT", "inner ä"), ("TEXT", "example.org"),
+    ("TEXT", "hello"), ("TEXT", "grüße"), ("TEXT", "boundary"), ("TEXT", "mime-version: 1.0"),
+    ("SUBJECT", "test"), ("SUBJECT", "ä"), ("SUBJECT", "lots of"), ("SUBJECT", "GRÜSSE"),
+    ("SUBJECT", "inner"), ("SUBJECT", "word199"), ("FROM", "alice"), ("FROM", "doe, john"),
+    ("FROM", "jörg"), ("FROM", "second"), ("TO", "undisclosed"), ("CC", "bee"),
+    ("HEADER Message-ID", "folded"), ("HEADER X-Empty", ""), ("HEADER Content-Type", "html"),
+    ("SENTON", "2-Jan-2023"), ("SENTSINCE", "3-Jan-2023"), ("SENTBEFORE", "4-Jan-2023"),
+    ("SENTON", "4-Jan-2023"), ("SENTBEFORE", "1-Jan-1971"),
+]
+
+
+def search_value(imap, seq, key, arg):
+    if key.startswith("SENT"):
+        q = f"SEARCH {seq} {key} {arg}"
+    else:
+        data = arg.encode()
+        q = f"SEARCH CHARSET UTF-8 {seq} {key} {{{len(data)}+}}\r\n" + data.decode()
+    tagged, untagged = imap.cmd(q)
+    if b" OK " not in tagged:
+        return b"!ERR " + tagged.split(b" ", 1)[1].rstrip(b"\r\n")
+    for r in untagged:
+        if r.startswith(b"* SEARCH"):
+            return b"1" if str(seq).encode() in r.split() else b"0"
+    return b"!ERR no SEARCH response"
+
+
 def fetch_value(imap, seq, item):
     tagged, untagged = imap.cmd(f"FETCH {seq} ({item})")
     if not tagged.split(b" ", 2)[1].startswith(b"OK"):
@@ -309,6 +343,10 @@ service imap-login {{
             out = b""
             for item in items_for(part_paths(bs)):
                 v = fetch_value(imap, seq, item)
+                out += b"@@ %d %s\n" % (len(v), item.encode()) + v + b"\n"
+            for key, arg in SEARCHES:
+                v = search_value(imap, seq, key, arg)
+                item = f"SEARCH {key} {arg}"
                 out += b"@@ %d %s\n" % (len(v), item.encode()) + v + b"\n"
             path = os.path.join(GOLDEN, name + ".golden")
             if check:

@@ -110,6 +110,61 @@ fn show(b: &[u8]) -> String {
 }
 
 /// Compares one record; returns a description of the difference.
+fn lower(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// Days since 1970-01-01 of `d-Mon-yyyy`.
+fn day_number(s: &str) -> i64 {
+    let mut it = s.split('-');
+    let d: i64 = it.next().unwrap().parse().unwrap();
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mon = months.iter().position(|m| Some(*m) == it.next()).unwrap() as i64 + 1;
+    let y: i64 = it.next().unwrap().parse().unwrap();
+    let (y, m) = if mon <= 2 {
+        (y - 1, mon + 9)
+    } else {
+        (y, mon - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * m + 2) / 5 + d - 1;
+    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+}
+
+/// A SEARCH key evaluated the way imapd does with this crate's helpers.
+fn search(m: &Message<'_>, spec: &str) -> bool {
+    let (key, arg) = spec.split_once(' ').unwrap();
+    match key {
+        "BODY" => m.body_contains(arg),
+        "TEXT" => m.text_contains(arg),
+        "SENTON" | "SENTSINCE" | "SENTBEFORE" => {
+            // No (valid) Date: header → Dovecot compares 1-Jan-1970.
+            let (secs, tz) = m.sent_date().unwrap_or((0, 0));
+            // RFC 3501: the date of the Date: header, disregarding time and timezone.
+            let day = (secs + i64::from(tz)).div_euclid(86_400);
+            let want = day_number(arg);
+            match key {
+                "SENTON" => day == want,
+                "SENTSINCE" => day >= want,
+                _ => day < want,
+            }
+        }
+        _ => {
+            let (field, needle) = if key == "HEADER" {
+                arg.split_once(' ').unwrap()
+            } else {
+                (key, arg)
+            };
+            m.header_values(field)
+                .iter()
+                .any(|v| lower(v).contains(&lower(needle)))
+        }
+    }
+}
+
 /// The value Dovecot gave for BINARY[...] matching a BINARY.SIZE[...] item.
 fn binary_of(all: &[Record], size_item: &str) -> Option<Vec<u8>> {
     let want = size_item.replacen("BINARY.SIZE[", "BINARY.PEEK[", 1);
@@ -176,6 +231,14 @@ fn check(m: &Message<'_>, r: &Record, records_all: &[Record]) -> Option<String> 
                 imap_content(&r.value).unwrap_or_default()
             };
             (ours, theirs)
+        }
+        _ if item.starts_with("SEARCH ") => {
+            let ours = if search(m, &item["SEARCH ".len()..]) {
+                b"1"
+            } else {
+                b"0"
+            };
+            (ours.to_vec(), r.value.clone())
         }
         _ => panic!("unknown golden item {item}"),
     };
