@@ -534,7 +534,11 @@ impl Session {
                 self.flush_out();
                 self.actions.push_back(Action::Idle { watch });
             }
-            body => self.run_job(JobKind::Command { tag, cmd: body }),
+            body => self.run_job(JobKind::Command {
+                tag,
+                cmd: body,
+                resume: 0,
+            }),
         }
     }
 
@@ -556,7 +560,20 @@ impl Session {
 
     /// The driver's result of [`Action::Run`].
     pub fn job_done(&mut self, done: JobDone) {
-        let JobDone { ctx, out, logout } = done;
+        let JobDone {
+            ctx,
+            out,
+            logout,
+            more,
+        } = done;
+        if let Some(kind) = more {
+            // a part of a long FETCH: send it, then go on with the same context
+            self.out.extend_from_slice(&out);
+            self.flush_out();
+            self.actions
+                .push_back(Action::Run(Box::new(Job { kind, ctx })));
+            return;
+        }
         self.state = if ctx.selected.is_some() {
             State::Selected
         } else {

@@ -277,3 +277,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn big_fetch_comes_in_parts_and_completes_once() {
+    let dir = TempDir::new("parts");
+    let mut r = logged_in(&dir);
+    let body = "x".repeat(600 * 1024);
+    let msg = format!("Subject: big\r\n\r\n{body}\r\n");
+    for _ in 0..3 {
+        let out = s(r.send(format!("a APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes()));
+        assert!(out.starts_with("a OK [APPENDUID"), "{out}");
+    }
+    r.send(b"s SELECT INBOX\r\n");
+    let out = r.send(b"f FETCH 1:* (UID BODY.PEEK[])\r\n");
+    let text = s(out);
+    assert_eq!(text.matches(" FETCH (UID ").count(), 3);
+    assert_eq!(text.matches(&body).count(), 3);
+    assert!(text.ends_with("f OK Fetch completed.\r\n"));
+    assert_eq!(text.matches("f OK").count(), 1);
+}

@@ -1008,85 +1008,9 @@ fn mbsync_mirrors_both_ways_and_then_has_nothing_to_do() {
         logs()
     );
 
-    // both ways: a local new message, a local \Seen and a local deletion go up; a delivery
-    // and a flag change on the server come down
-    let inbox = near_root.join("INBOX");
-    std::fs::write(
-        inbox.join("new/1800000000.local.host"),
-        "From: me@example.org\nSubject: written locally\n\nlocal\n",
-    )
-    .unwrap();
-    let mut cur: Vec<PathBuf> = ["cur", "new"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(inbox.join(d)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.ends_with("1800000000.local.host"))
-        .collect();
-    cur.sort();
-    let info = |p: &Path| {
-        let n = p.file_name().unwrap().to_string_lossy().into_owned();
-        n.split_once(":2,").map(|x| x.1.to_string())
-    };
-    let unseen = cur
-        .iter()
-        .find(|p| {
-            let i = info(p).unwrap_or_default();
-            !i.contains('S') && !i.contains('F')
-        })
-        .unwrap()
-        .clone();
-    let name = unseen.file_name().unwrap().to_string_lossy().into_owned();
-    let seen_name = match info(&unseen) {
-        Some(_) => format!("{name}S"),
-        None => format!("{name}:2,S"),
-    };
-    std::fs::rename(&unseen, inbox.join("cur").join(seen_name)).unwrap();
-    let doomed = cur
-        .iter()
-        .find(|p| {
-            let i = info(p).unwrap_or_default();
-            **p != unseen && !i.contains('S') && !i.contains('F')
-        })
-        .unwrap();
-    std::fs::remove_file(doomed).unwrap();
-    {
-        use pochta_mailstore::{DeliverOptions, FlagOp, Flags, Maildir, SyncOptions, SystemFlag};
-        let m = Maildir::open(&s.maildir);
-        m.deliver(
-            Some("Lists.go"),
-            b"Subject: new on the server\n\nhello\n",
-            &DeliverOptions::default(),
-        )
-        .unwrap();
-        let mb = m.mailbox("Archive").unwrap();
-        let st = mb.sync(SyncOptions::default()).unwrap();
-        let first = st
-            .messages
-            .iter()
-            .find(|x| !x.flags.contains(SystemFlag::Flagged))
-            .unwrap();
-        mb.store_flags(
-            first,
-            FlagOp::Add,
-            Flags::empty().with(SystemFlag::Flagged),
-            &[],
-        )
-        .unwrap();
-        chown_tree(&s.maildir);
-    }
+    change_both_sides(&near_root.join("INBOX"), &s.maildir);
     mbsync(&cfg, &logs);
-    same_counts(&near_root, &s.maildir, &logs);
-    let server = server_counts(&s.maildir);
-    let get = |n: &str| server.iter().find(|x| x.0 == n).unwrap().clone();
-    assert_eq!(
-        get("INBOX").1,
-        400,
-        "one up, one deleted: {server:?}\n{}",
-        logs()
-    );
-    assert_eq!(get("INBOX").2, 135, "the local \\Seen went up: {server:?}");
-    assert_eq!(get("Lists.go").1, 101, "{server:?}");
-    assert_eq!(get("Archive").3, 20, "{server:?}");
+    check_both_ways(&near_root, &s.maildir, &logs);
 
     let before = (snapshot(&near_root), snapshot(&s.maildir));
     mbsync(&cfg, &logs);
@@ -1151,6 +1075,163 @@ fn same_counts(near: &Path, server: &Path, logs: &dyn Fn() -> String) {
         local,
         remote,
         "local (left) and server (right) differ\n{}",
+        logs()
+    );
+}
+
+/// Changes on both sides of a mirror: in the local INBOX a new message, a \\Seen and a
+/// deletion; on the server a delivery to Lists.go and a \\Flagged in Archive.
+fn change_both_sides(inbox: &Path, maildir: &Path) {
+    // both ways: a local new message, a local \Seen and a local deletion go up; a delivery
+    // and a flag change on the server come down
+    std::fs::write(
+        inbox.join("new/1800000000.local.host"),
+        "From: me@example.org\nSubject: written locally\n\nlocal\n",
+    )
+    .unwrap();
+    let mut cur: Vec<PathBuf> = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(inbox.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("1800000000.local.host"))
+        .collect();
+    cur.sort();
+    let info = |p: &Path| {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        n.split_once(":2,").map(|x| x.1.to_string())
+    };
+    let unseen = cur
+        .iter()
+        .find(|p| {
+            let i = info(p).unwrap_or_default();
+            !i.contains('S') && !i.contains('F')
+        })
+        .unwrap()
+        .clone();
+    let name = unseen.file_name().unwrap().to_string_lossy().into_owned();
+    let seen_name = match info(&unseen) {
+        Some(_) => format!("{name}S"),
+        None => format!("{name}:2,S"),
+    };
+    std::fs::rename(&unseen, inbox.join("cur").join(seen_name)).unwrap();
+    let doomed = cur
+        .iter()
+        .find(|p| {
+            let i = info(p).unwrap_or_default();
+            **p != unseen && !i.contains('S') && !i.contains('F')
+        })
+        .unwrap();
+    std::fs::remove_file(doomed).unwrap();
+    {
+        use pochta_mailstore::{DeliverOptions, FlagOp, Flags, Maildir, SyncOptions, SystemFlag};
+        let m = Maildir::open(maildir);
+        m.deliver(
+            Some("Lists.go"),
+            b"Subject: new on the server\n\nhello\n",
+            &DeliverOptions::default(),
+        )
+        .unwrap();
+        let mb = m.mailbox("Archive").unwrap();
+        let st = mb.sync(SyncOptions::default()).unwrap();
+        let first = st
+            .messages
+            .iter()
+            .find(|x| !x.flags.contains(SystemFlag::Flagged))
+            .unwrap();
+        mb.store_flags(
+            first,
+            FlagOp::Add,
+            Flags::empty().with(SystemFlag::Flagged),
+            &[],
+        )
+        .unwrap();
+        chown_tree(maildir);
+    }
+}
+
+/// After a sync of [`change_both_sides`]: both sides agree and the changes went across.
+fn check_both_ways(near_root: &Path, maildir: &Path, logs: &dyn Fn() -> String) {
+    same_counts(near_root, maildir, logs);
+    let server = server_counts(maildir);
+    let get = |n: &str| server.iter().find(|x| x.0 == n).unwrap().clone();
+    assert_eq!(
+        get("INBOX").1,
+        400,
+        "one up, one deleted: {server:?}\n{}",
+        logs()
+    );
+    assert_eq!(get("INBOX").2, 135, "the local \\Seen went up: {server:?}");
+    assert_eq!(get("Lists.go").1, 101, "{server:?}");
+    assert_eq!(get("Archive").3, 20, "{server:?}");
+}
+
+fn offlineimap(cfg: &Path, logs: &dyn Fn() -> String) -> String {
+    let out = Command::new("offlineimap")
+        .arg("-c")
+        .arg(cfg)
+        .args(["-o", "-u", "basic"])
+        .output()
+        .expect("offlineimap is needed: apt install offlineimap3 (run-tests)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR"),
+        "offlineimap failed:\n{text}\n{}",
+        logs()
+    );
+    text
+}
+
+#[test]
+fn offlineimap_mirrors_both_ways_and_then_has_nothing_to_do() {
+    let s = Setup::start();
+    let logs = || s.logs();
+    fill_account(&s.maildir);
+    let local = TempDir::new("offlineimap-local");
+    let near_root = local.join("mail");
+    std::fs::create_dir_all(&near_root).unwrap();
+    let cfg = local.join("offlineimaprc");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[general]\naccounts = pochta\nmetadata = {meta}\n\n\
+             [Account pochta]\nlocalrepository = near\nremoterepository = far\n\n\
+             [Repository near]\ntype = Maildir\nlocalfolders = {near}\nsep = .\n\n\
+             [Repository far]\ntype = IMAP\nremotehost = localhost\nremoteport = {port}\n\
+             ssl = yes\nsslcacertfile = {cert}\nremoteuser = {USER}\nremotepass = {PASS}\n",
+            meta = local.join("meta").display(),
+            near = near_root.display(),
+            port = s.tls_port,
+            cert = s.imapd_dir.join("cert.pem").display(),
+        ),
+    )
+    .unwrap();
+    let t = Instant::now();
+    offlineimap(&cfg, &logs);
+    eprintln!("offlineimap first run (1,000 messages): {:?}", t.elapsed());
+    same_counts(&near_root, &s.maildir, &logs);
+    assert_eq!(count_files(&near_root).values().sum::<usize>(), 1000);
+
+    let before = (snapshot(&near_root), snapshot(&s.maildir));
+    offlineimap(&cfg, &logs);
+    assert!(
+        before == (snapshot(&near_root), snapshot(&s.maildir)),
+        "second offlineimap run changed something\n{}",
+        logs()
+    );
+
+    change_both_sides(&near_root.join("INBOX"), &s.maildir);
+    offlineimap(&cfg, &logs);
+    check_both_ways(&near_root, &s.maildir, &logs);
+
+    let before = (snapshot(&near_root), snapshot(&s.maildir));
+    offlineimap(&cfg, &logs);
+    assert!(
+        before == (snapshot(&near_root), snapshot(&s.maildir)),
+        "offlineimap run after the two-way sync changed something\n{}",
         logs()
     );
 }

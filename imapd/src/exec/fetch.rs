@@ -5,7 +5,7 @@
 
 use super::messages::selected;
 use super::selected::write_flags;
-use super::{bad, no, ok, Ctx, Done};
+use super::{bad, no, ok, Ctx, Done, Reply};
 use pochta_imap_message::{
     internal_date, BinaryError, Message as Parsed, Section as MsgSection, SectionKind,
 };
@@ -160,16 +160,40 @@ fn write_item(
     Ok(())
 }
 
+/// A FETCH's progress: finished, or stopped after a part of the output.
+pub(crate) enum Progress {
+    Done(Done),
+    /// Continue at this index of the resolved set.
+    More(usize),
+}
+
 pub(crate) fn fetch(
     ctx: &mut Ctx,
     uid: bool,
     set: &SequenceSet,
     items: &[FetchItem],
     out: &mut Vec<u8>,
-) -> Done {
+    resume: usize,
+) -> Progress {
+    match fetch_part(ctx, uid, set, items, out, resume) {
+        Ok(Some(next)) => Progress::More(next),
+        Ok(None) => Progress::Done(ok("Fetch completed.")),
+        Err(r) => Progress::Done(Err(r)),
+    }
+}
+
+/// Writes FETCH responses from `resume` on; `Some(next)` when it stopped early.
+fn fetch_part(
+    ctx: &mut Ctx,
+    uid: bool,
+    set: &SequenceSet,
+    items: &[FetchItem],
+    out: &mut Vec<u8>,
+    resume: usize,
+) -> Result<Option<usize>, Reply> {
     let rev2 = ctx.rev2;
     let sel = selected(ctx)?;
-    let idx = sel
+    let all = sel
         .resolve(set, uid)
         .map_err(|()| bad("Invalid messageset."))?;
     let needs_content = items.iter().any(FetchItem::needs_content);
@@ -177,7 +201,10 @@ pub(crate) fn fetch(
     let has_flags = items.contains(&FetchItem::Flags);
     let has_uid = items.contains(&FetchItem::Uid);
     let (mut missing, mut unknown_cte) = (false, false);
-    for i in idx {
+    for (pos, &i) in all.iter().enumerate().skip(resume) {
+        if out.len() >= super::FETCH_PART {
+            return Ok(Some(pos));
+        }
         if sel.msgs[i].gone {
             missing = true;
             continue;
@@ -249,5 +276,5 @@ pub(crate) fn fetch(
             "[EXPUNGEISSUED] Some of the requested messages no longer exist.",
         ));
     }
-    ok("Fetch completed.")
+    Ok(None)
 }

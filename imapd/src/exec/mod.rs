@@ -79,6 +79,9 @@ pub enum JobKind {
     Command {
         tag: String,
         cmd: CommandBody,
+        /// FETCH continues at this index of its message set (output is produced in parts of
+        /// about [`FETCH_PART`] bytes, so a big FETCH never sits in memory whole).
+        resume: usize,
     },
     /// Report mailbox changes (IDLE).
     Refresh,
@@ -91,6 +94,9 @@ pub struct Job {
     pub ctx: Ctx,
 }
 
+/// Output size after which a FETCH hands back a part and continues in a new job.
+pub const FETCH_PART: usize = 1 << 20;
+
 /// A finished job.
 #[derive(Debug)]
 pub struct JobDone {
@@ -98,6 +104,8 @@ pub struct JobDone {
     pub out: Vec<u8>,
     /// The session must end (the selected mailbox vanished).
     pub logout: bool,
+    /// Not finished: write `out`, then run this.
+    pub more: Option<JobKind>,
 }
 
 /// The tagged reply after the tag, e.g. `OK Select completed.`.
@@ -178,13 +186,32 @@ impl Job {
                     }
                 }
             }
-            JobKind::Command { tag, cmd } => {
+            JobKind::Command { tag, cmd, resume } => {
                 let forbids_expunge = cmd.forbids_expunge_responses();
                 let refresh = !matches!(
                     cmd,
                     CommandBody::Select { .. } | CommandBody::Close | CommandBody::Unselect
                 );
-                let reply = match dispatch(&mut ctx, &tag, cmd, &mut out) {
+                let reply = if let CommandBody::Fetch { uid, set, items } = &cmd {
+                    match fetch::fetch(&mut ctx, *uid, set, items, &mut out, resume) {
+                        fetch::Progress::Done(r) => r,
+                        fetch::Progress::More(next) => {
+                            return JobDone {
+                                ctx,
+                                out,
+                                logout,
+                                more: Some(JobKind::Command {
+                                    tag,
+                                    cmd,
+                                    resume: next,
+                                }),
+                            };
+                        }
+                    }
+                } else {
+                    dispatch(&mut ctx, &tag, cmd, &mut out)
+                };
+                let reply = match reply {
                     Ok(r) | Err(r) => r,
                 };
                 if refresh {
@@ -200,7 +227,12 @@ impl Job {
                 out.extend_from_slice(b"\r\n");
             }
         }
-        JobDone { ctx, out, logout }
+        JobDone {
+            ctx,
+            out,
+            logout,
+            more: None,
+        }
     }
 }
 
@@ -250,7 +282,6 @@ fn dispatch(ctx: &mut Ctx, tag: &str, cmd: CommandBody, out: &mut Vec<u8>) -> Do
         C::Unselect => messages::close(ctx, false),
         C::Expunge { uids } => messages::expunge(ctx, uids.as_ref(), out),
         C::Search { uid, ret, key } => search::search(ctx, tag, uid, ret, &key, out),
-        C::Fetch { uid, set, items } => fetch::fetch(ctx, uid, &set, &items, out),
         C::Store {
             uid,
             set,

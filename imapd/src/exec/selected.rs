@@ -30,6 +30,47 @@ pub struct Selected {
     pub(crate) msgs: Vec<Msg>,
     /// Keywords announced in FLAGS.
     pub(crate) keywords: BTreeSet<String>,
+    /// What the directories looked like at the last sync.
+    stamp: Option<Stamp>,
+}
+
+/// mtimes/sizes/inodes of `new/`, `cur/`, `dovecot-uidlist`, `dovecot-keywords`: when none
+/// changed (and the newest is older than [`STAMP_SETTLE_NS`]) a refresh has nothing to find,
+/// and skips the directory scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stamp {
+    files: [(i64, u64, u64); 4],
+    newest_ns: i64,
+}
+
+/// Timestamps are coarser than changes (the kernel's clock tick): within this time of the
+/// newest mtime another change may not move it, so we sync anyway (as Dovecot does).
+const STAMP_SETTLE_NS: i64 = 2_000_000_000;
+
+fn stamp(dir: &std::path::Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = [(0i64, 0u64, 0u64); 4];
+    let mut newest_ns = 0i64;
+    for (i, name) in ["new", "cur", "dovecot-uidlist", "dovecot-keywords"]
+        .iter()
+        .enumerate()
+    {
+        if let Ok(md) = std::fs::metadata(dir.join(name)) {
+            let ns = md
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(md.mtime_nsec());
+            files[i] = (ns, md.size(), md.ino());
+            newest_ns = newest_ns.max(ns);
+        }
+    }
+    Stamp { files, newest_ns }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }
 
 const SYSTEM: [(SystemFlag, &str); 5] = [
@@ -68,6 +109,7 @@ impl Selected {
         rev2: bool,
         out: &mut Vec<u8>,
     ) -> pochta_mailstore::Result<Selected> {
+        let before = stamp(mailbox.dir());
         let state = mailbox.sync(SyncOptions {
             move_new_to_cur: !read_only,
         })?;
@@ -99,6 +141,7 @@ impl Selected {
             next_uid: state.next_uid,
             msgs,
             keywords,
+            stamp: Some(before),
         };
         sel.write_flags_responses(out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", sel.msgs.len()).as_bytes());
@@ -154,9 +197,23 @@ impl Selected {
         rev2: bool,
         out: &mut Vec<u8>,
     ) -> pochta_mailstore::Result<()> {
+        let before = stamp(self.mailbox.dir());
+        let pending_expunges = allow_expunge && self.msgs.iter().any(|m| m.gone);
+        if self.stamp.as_ref() == Some(&before)
+            && now_ns() - before.newest_ns > STAMP_SETTLE_NS
+            && !pending_expunges
+        {
+            return Ok(());
+        }
+        if before.files[1].0 == 0 && !self.mailbox.dir().join("cur").is_dir() {
+            return Err(pochta_mailstore::Error::MailboxNotFound {
+                path: self.mailbox.dir().to_path_buf(),
+            });
+        }
         let state = self.mailbox.sync(SyncOptions {
             move_new_to_cur: !self.read_only,
         })?;
+        self.stamp = Some(before);
         let mut now: HashMap<u32, Message> =
             state.messages.into_iter().map(|m| (m.uid, m)).collect();
         // new keywords first, so that FETCH FLAGS never names an unannounced one
