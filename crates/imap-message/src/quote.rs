@@ -193,8 +193,8 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// INTERNALDATE text (without the quotes): `"17-Jul-1996 02:44:25 -0700"` — the wall-clock
-/// time at `tz_offset_secs` east of UTC. The day is two characters (` 7-Jul-…`), as RFC 3501
-/// `date-day-fixed` says and Dovecot writes.
+/// time at `tz_offset_secs` east of UTC. The day is zero-padded (`07-Jul-…`) as Dovecot
+/// writes it (RFC 3501 `date-day-fixed` also allows a space).
 pub fn internal_date(unix_secs: i64, tz_offset_secs: i32) -> String {
     let local = unix_secs.saturating_add(i64::from(tz_offset_secs));
     let days = local.div_euclid(86_400);
@@ -204,7 +204,7 @@ pub fn internal_date(unix_secs: i64, tz_offset_secs: i32) -> String {
     let sign = if tz_offset_secs < 0 { '-' } else { '+' };
     let off = tz_offset_secs.unsigned_abs() / 60;
     format!(
-        "{d:2}-{month}-{y:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+        "{d:02}-{month}-{y:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60,
@@ -248,7 +248,7 @@ mod tests {
             internal_date(837_596_665, -7 * 3600),
             "17-Jul-1996 02:44:25 -0700"
         );
-        assert_eq!(internal_date(0, 0), " 1-Jan-1970 00:00:00 +0000");
+        assert_eq!(internal_date(0, 0), "01-Jan-1970 00:00:00 +0000");
         assert_eq!(
             internal_date(1_700_000_000, 19_800),
             "15-Nov-2023 03:43:20 +0530"

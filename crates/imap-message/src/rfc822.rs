@@ -349,22 +349,35 @@ pub(crate) fn parse_addresses(v: &[u8]) -> Vec<Addr> {
     lx.keep_comment = true;
     let mut out = Vec::new();
     let mut in_group = false;
+    // Whether an element was parsed since the last separator: an empty element before a
+    // comma is reported as a missing address, as Dovecot does.
+    let mut element = false;
     loop {
         lx.skip_cfws();
         match lx.peek() {
             None => break,
             Some(b',') => {
                 lx.pos += 1;
+                if !element {
+                    out.push(Addr {
+                        mailbox: Some(MISSING_MAILBOX.to_vec()),
+                        domain: Some(MISSING_DOMAIN.to_vec()),
+                        ..Addr::default()
+                    });
+                }
+                element = false;
                 continue;
             }
             Some(b';') if in_group => {
                 lx.pos += 1;
                 out.push(Addr::default());
                 in_group = false;
+                element = true;
                 continue;
             }
             Some(_) => {}
         }
+        element = true;
         let before = lx.pos;
         if !in_group {
             if let Some(name) = try_group_start(&mut lx) {
@@ -373,6 +386,7 @@ pub(crate) fn parse_addresses(v: &[u8]) -> Vec<Addr> {
                     ..Addr::default()
                 });
                 in_group = true;
+                element = false;
                 continue;
             }
             lx.pos = before;
@@ -433,7 +447,8 @@ fn parse_mailbox(lx: &mut Lexer<'_>, out: &mut Vec<Addr>) {
     let mut addr = Addr::default();
     if lx.peek() == Some(b'<') {
         lx.pos += 1;
-        addr.name = name;
+        // An empty display name ("" <a@b>) is no name.
+        addr.name = name.filter(|n| !n.is_empty());
         lx.skip_cfws();
         if lx.peek() == Some(b'@') {
             let mut route = Vec::new();
@@ -510,9 +525,10 @@ fn addr_spec(lx: &mut Lexer<'_>, addr: &mut Addr) -> bool {
             Some(b'"') => {
                 lx.quoted(&mut local);
             }
-            Some(b) if is_atext(b) => {
+            Some(b) if is_atext(b) || b == b'.' => {
+                // Dovecot accepts leading, doubled and trailing dots in a local part.
                 quoted_only = false;
-                lx.take_while(is_atext, &mut local);
+                lx.take_while(|c| is_atext(c) || c == b'.', &mut local);
             }
             _ => {
                 words -= 1;
@@ -561,9 +577,14 @@ fn domain(lx: &mut Lexer<'_>, out: &mut Vec<u8>) {
         }
         return;
     }
+    // Dot-atom; an empty label ("b." or "a..b") makes the domain invalid, which Dovecot
+    // reports as MISSING_DOMAIN.
+    let start = out.len();
+    let mut valid = true;
     loop {
         lx.skip_cfws();
         if !lx.take_while(is_atext, out) {
+            valid = false;
             break;
         }
         lx.skip_cfws();
@@ -573,6 +594,9 @@ fn domain(lx: &mut Lexer<'_>, out: &mut Vec<u8>) {
         } else {
             break;
         }
+    }
+    if !valid {
+        out.truncate(start);
     }
 }
 

@@ -6,8 +6,8 @@ Usage (as root, Dovecot 2.3 installed):
 
 For every message in tests/corpus/*.eml (bytes exactly as a Maildir stores them: LF or CRLF)
 this starts a private Dovecot imap (own base_dir/state_dir/log_path, passwd-file user,
-loopback port; never the system instance), drops the files into the user's Maildir one by
-one, and asks Dovecot for RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, and BODY[section],
+loopback port; never the system instance; TZ=UTC), drops the files into the user's Maildir
+one by one (with distinct mtimes), and asks Dovecot for INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, and BODY[section],
 BINARY[section] and BINARY.SIZE[section] for every part number in the message (plus a few
 that do not exist) with each section text (full, MIME, HEADER, TEXT, HEADER.FIELDS,
 HEADER.FIELDS.NOT), and whether the message matches each of a list of SEARCH keys
@@ -15,7 +15,8 @@ HEADER.FIELDS.NOT), and whether the message matches each of a list of SEARCH key
 
     @@ <length> <fetch item as sent>\\n<the item's value exactly as Dovecot sent it>\\n
 
-(an error answer is recorded as the value `!ERR <tagged response>`). tests/dovecot_golden.rs
+(an error answer is recorded as the value `!ERR <tagged response>`, a dropped connection as
+`!ERR disconnected`). tests/dovecot_golden.rs
 compares our output with these byte for byte. `--check` compares instead of writing and exits
 1 on any difference (useful after a Dovecot upgrade).
 """
@@ -226,7 +227,11 @@ SEARCHES = [
     ("FROM", "jörg"), ("FROM", "second"), ("TO", "undisclosed"), ("CC", "bee"),
     ("HEADER Message-ID", "folded"), ("HEADER X-Empty", ""), ("HEADER Content-Type", "html"),
     ("SENTON", "2-Jan-2023"), ("SENTSINCE", "3-Jan-2023"), ("SENTBEFORE", "4-Jan-2023"),
-    ("SENTON", "4-Jan-2023"), ("SENTBEFORE", "1-Jan-1971"),
+    ("SENTON", "4-Jan-2023"), ("SENTBEFORE", "1-Jan-1971"), ("SENTON", "17-Jul-1996"),
+    ("SENTON", "5-Jan-2023"), ("SENTON", "3-Jan-2023"), ("SENTON", "6-Jan-2023"),
+    ("SENTON", "1-Jan-1970"), ("BODY", "résumé"), ("BODY", "JÜRGEN"), ("BODY", "hello world"),
+    ("BODY", "soft  break"), ("BODY", "ää"), ("SUBJECT", "rechnung für"), ("SUBJECT", "résumé"),
+    ("TO", "jürgen"), ("FROM", "é"), ("HEADER Content-Language", "DE"),
 ]
 
 
@@ -237,6 +242,8 @@ def search_value(imap, seq, key, arg):
         data = arg.encode()
         q = f"SEARCH CHARSET UTF-8 {seq} {key} {{{len(data)}+}}\r\n" + data.decode()
     tagged, untagged = imap.cmd(q)
+    if tagged.startswith(b"* BYE"):
+        return b"!ERR disconnected"
     if b" OK " not in tagged:
         return b"!ERR " + tagged.split(b" ", 1)[1].rstrip(b"\r\n")
     for r in untagged:
@@ -245,8 +252,35 @@ def search_value(imap, seq, key, arg):
     return b"!ERR no SEARCH response"
 
 
+def connect(port):
+    imap = Imap(port)
+    t, _ = imap.cmd("LOGIN u1 pass1")
+    assert t.split(b" ")[1] == b"OK", t
+    t, _ = imap.cmd("EXAMINE INBOX")
+    assert b" OK " in t, t
+    return imap
+
+
+class Session:
+    """An IMAP session that reconnects when Dovecot drops the connection (it does so when
+    BINARY meets broken base64/quoted-printable: recorded as `!ERR disconnected`)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.imap = connect(port)
+
+    def cmd(self, text):
+        try:
+            return self.imap.cmd(text)
+        except (EOFError, OSError):
+            self.imap = connect(self.port)
+            return b"* BYE disconnected\r\n", []
+
+
 def fetch_value(imap, seq, item):
     tagged, untagged = imap.cmd(f"FETCH {seq} ({item})")
+    if tagged.startswith(b"* BYE"):
+        return b"!ERR disconnected"
     if not tagged.split(b" ", 2)[1].startswith(b"OK"):
         return b"!ERR " + tagged.split(b" ", 1)[1].rstrip(b"\r\n")
     prefix = b"* %d FETCH (" % seq
@@ -314,7 +348,8 @@ service imap-login {{
   }}
 }}
 """)
-    subprocess.run([dovecot, "-c", conf], check=True)
+    # INTERNALDATE is rendered in the server's zone: pin it to UTC.
+    subprocess.run([dovecot, "-c", conf], check=True, env=dict(os.environ, TZ="UTC"))
     failed = False
     try:
         deadline = time.time() + 20
@@ -326,21 +361,22 @@ service imap-login {{
                 if time.time() > deadline:
                     sys.exit("dovecot did not listen:\n" + open(f"{tmp}/dovecot.log").read())
                 time.sleep(0.05)
-        imap = Imap(port)
-        t, _ = imap.cmd("LOGIN u1 pass1")
-        assert t.split(b" ")[1] == b"OK", t
-        t, _ = imap.cmd("EXAMINE INBOX")
-        assert b" OK " in t, t
+        imap = Session(port)
         os.makedirs(GOLDEN, exist_ok=True)
         for seq, name in enumerate(names, 1):
             src = os.path.join(CORPUS, name + ".eml")
             dst = os.path.join(md, "new", f"{1700000000 + seq}.M{seq}P1.golden")
             shutil.copyfile(src, dst)
             os.chown(dst, UID, UID)
+            # Distinct INTERNALDATEs (Maildir: the file's mtime), single- and two-digit days.
+            mtime = 837596665 + seq * 2_999_999 + seq * 37
+            os.utime(dst, (mtime, mtime))
             t, u = imap.cmd("NOOP")
             assert any(b"EXISTS" in r for r in u), (name, u)
             bs, _ = parse_value(fetch_value(imap, seq, "BODYSTRUCTURE"))
             out = b""
+            v = fetch_value(imap, seq, "INTERNALDATE")
+            out += b"@@ %d INTERNALDATE %d\n" % (len(v), mtime) + v + b"\n"
             for item in items_for(part_paths(bs)):
                 v = fetch_value(imap, seq, item)
                 out += b"@@ %d %s\n" % (len(v), item.encode()) + v + b"\n"

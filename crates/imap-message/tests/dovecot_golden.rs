@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use pochta_imap_message::{BinaryError, Message, Section, SectionKind};
+use pochta_imap_message::{internal_date, BinaryError, Message, Section, SectionKind};
 use std::path::Path;
 
 struct Record {
@@ -121,7 +121,8 @@ fn day_number(s: &str) -> i64 {
     let months = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let mon = months.iter().position(|m| Some(*m) == it.next()).unwrap() as i64 + 1;
+    let name = it.next().unwrap();
+    let mon = months.iter().position(|m| *m == name).unwrap() as i64 + 1;
     let y: i64 = it.next().unwrap().parse().unwrap();
     let (y, m) = if mon <= 2 {
         (y - 1, mon + 9)
@@ -175,6 +176,13 @@ fn check(m: &Message<'_>, r: &Record, records_all: &[Record]) -> Option<String> 
     let item = r.item.as_str();
     let (ours, theirs): (Vec<u8>, Vec<u8>) = match item {
         "RFC822.SIZE" => (m.size().to_string().into_bytes(), r.value.clone()),
+        _ if item.starts_with("INTERNALDATE ") => {
+            let mtime: i64 = item["INTERNALDATE ".len()..].parse().unwrap();
+            (
+                format!("\"{}\"", internal_date(mtime, 0)).into_bytes(),
+                r.value.clone(),
+            )
+        }
         "ENVELOPE" => (m.envelope(), r.value.clone()),
         "BODY" => (m.body_structure(false), r.value.clone()),
         "BODYSTRUCTURE" => (m.body_structure(true), r.value.clone()),
@@ -210,7 +218,9 @@ fn check(m: &Message<'_>, r: &Record, records_all: &[Record]) -> Option<String> 
             } else if r.value.starts_with(b"!ERR NO [UNKNOWN-CTE]") && size {
                 let bin = binary_of(records_all, item);
                 match bin.as_deref() {
-                    Some(b) if b.starts_with(b"!ERR NO [PARSE]") => return None,
+                    Some(b) if b.starts_with(b"!ERR NO [PARSE]") || b == b"!ERR disconnected" => {
+                        return None
+                    }
                     Some(b) if !b.starts_with(b"!ERR") => imap_content(b)
                         .unwrap_or_default()
                         .len()
@@ -218,10 +228,11 @@ fn check(m: &Message<'_>, r: &Record, records_all: &[Record]) -> Option<String> 
                         .into_bytes(),
                     _ => b"!ERR NO [UNKNOWN-CTE]".to_vec(),
                 }
-            } else if r.value.starts_with(b"!ERR NO [PARSE]") {
-                // Dovecot refuses quoted-printable with invalid escapes; we decode leniently
-                // (an invalid `=XY` stays as written), as RFC 2045 §6.7 suggests. Known and
-                // deliberate difference: compare with that lenient decoding.
+            } else if r.value.starts_with(b"!ERR NO [PARSE]") || r.value == b"!ERR disconnected" {
+                // Dovecot refuses quoted-printable with invalid escapes and truncated base64
+                // (NO [PARSE], or it drops the connection); we decode leniently (an invalid
+                // `=XY` stays as written, a base64 tail is decoded as far as it goes), as RFC
+                // 2045 §6.7 suggests. Known and deliberate difference: not compared.
                 return None;
             } else if r.value.starts_with(b"!ERR NO [UNKNOWN-CTE]") {
                 b"!ERR NO [UNKNOWN-CTE]".to_vec()
