@@ -236,7 +236,7 @@ pub(crate) fn list(
         }
         let mut attrs: Vec<&str> = Vec::new();
         if !e.exists {
-            attrs.push(if extended {
+            attrs.push(if extended || ctx.rev2 {
                 "\\NonExistent"
             } else {
                 "\\Noselect"
