@@ -267,6 +267,10 @@ pub fn parse(buf: &[u8]) -> Result<Parsed, FormatError> {
         return Err(FormatError::Incomplete);
     };
     if end_line != format!("end {crc:08x}") {
+        // A whole end line with the wrong checksum is damage, not an unfinished write.
+        if end_line.len() == 12 && end_line.starts_with("end ") {
+            return Err(corrupt("checksum mismatch"));
+        }
         return Err(FormatError::Incomplete);
     }
     let envelope = Envelope {

@@ -1,12 +1,14 @@
 //! The spool: durable enqueue with group commit, crash recovery, and the file operations the
 //! runner needs (load, append state, remove).
 //!
-//! Enqueue: the queue file is written to `tmp/<id>` and fdatasync'ed on tokio's blocking pool
-//! (concurrent enqueues fsync in parallel, which the filesystem journal batches); then a
-//! dedicated commit thread renames every file that is ready into `queue/` and fsyncs `queue/`
-//! once for the whole batch before any of them is acknowledged. A crash before the rename
-//! leaves only a `tmp/` file (removed at the next start, never acknowledged); after the
-//! directory fsync the message survives anything.
+//! Enqueue: the queue file is created as `queue/<id>` and written and fdatasync'ed on tokio's
+//! blocking pool (concurrent enqueues fsync in parallel, which the filesystem journal batches);
+//! then a dedicated commit thread fsyncs `queue/` once for every file that is ready, and only
+//! then are they acknowledged. A file is complete only with its checksummed `end` line. Until
+//! the acknowledgement nobody else looks at the file (the runner hears of it afterwards); a
+//! crash before it leaves a file that `Spool::open` removes when incomplete — a complete one
+//! that missed its acknowledgement is delivered, the unavoidable SMTP duplicate (RFC 1047).
+//! After the directory fsync the message survives anything.
 
 use crate::config::QueueConfig;
 use crate::file::{self, Envelope, Parsed, RcptState, StoredRecipient};
@@ -123,8 +125,8 @@ pub(crate) const HOLD: &str = "hold";
 pub(crate) const CORRUPT: &str = "corrupt";
 
 impl Spool {
-    /// Blocking: creates/validates the spool tree, takes its lock, removes incomplete `tmp/`
-    /// files (never acknowledged) and starts the commit thread.
+    /// Blocking: creates/validates the spool tree, takes its lock, removes incomplete queue
+    /// files (never acknowledged; damaged ones go to `corrupt/`) and starts the commit thread.
     pub fn open(cfg: &QueueConfig) -> Result<Spool, QueueError> {
         let dir = cfg.dir.clone();
         std::fs::DirBuilder::new()
@@ -150,9 +152,12 @@ impl Spool {
             .map_err(io_err("open", &lock_path))?;
         let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
             .map_err(|_| QueueError::Locked(lock_path))?;
-        let removed = clean_tmp(&dir.join(TMP))?;
+        let removed = clean_tmp(&dir.join(TMP))? + remove_incomplete(&dir)?;
         if removed > 0 {
-            tracing::info!(files = removed, "removed incomplete queue files from tmp/");
+            tracing::info!(
+                files = removed,
+                "removed incomplete queue files (never acknowledged)"
+            );
         }
         let floor = max_id(&dir);
         let (commit_tx, commit_rx) = mpsc::channel::<CommitJob>();
@@ -214,9 +219,9 @@ impl Spool {
             client: msg.client,
             sasl_username: msg.sasl_username,
         };
-        let tmp = self.inner.dir.join(TMP).join(id.as_str());
+        let path = self.inner.dir.join(QUEUE).join(id.as_str());
         let content = msg.content;
-        tokio::task::spawn_blocking(move || write_tmp(&tmp, &env, &content))
+        tokio::task::spawn_blocking(move || write_file(&path, &env, &content))
             .await
             .map_err(|e| QueueError::Io {
                 what: "queue writer task".into(),
@@ -241,7 +246,7 @@ impl Spool {
             Err(QueueError::Invalid("commit thread gone"))
         };
         if let Err(e) = res {
-            let _ = std::fs::remove_file(self.inner.dir.join(TMP).join(id.as_str()));
+            let _ = std::fs::remove_file(self.inner.dir.join(QUEUE).join(id.as_str()));
             return Err(e);
         }
         tracing::info!("{id}: from=<{sender}>, size={size}, nrcpt={nrcpt} (queue active)");
@@ -255,8 +260,9 @@ impl Spool {
     }
 }
 
-/// Blocking: reads and parses `queue/<id>`; cuts off a torn last record. A file that does not
-/// parse is moved to `corrupt/` (never deleted: it may hold acknowledged mail).
+/// Blocking: reads and parses `queue/<id>`; cuts off a torn last record. An incomplete file is
+/// an enqueue in progress (NotFound); a damaged one is moved to `corrupt/` (never deleted: it
+/// may hold acknowledged mail).
 pub(crate) fn load(dir: &Path, id: &QueueId) -> Result<(Parsed, Vec<u8>), QueueError> {
     let path = dir.join(QUEUE).join(id.as_str());
     let bytes = match std::fs::read(&path) {
@@ -279,6 +285,8 @@ pub(crate) fn load(dir: &Path, id: &QueueId) -> Result<(Parsed, Vec<u8>), QueueE
             }
             Ok((p, bytes))
         }
+        // Still being written (an enqueue in progress): not there yet for the runner.
+        Err(file::FormatError::Incomplete) => Err(QueueError::NotFound(id.clone())),
         Err(e) => {
             let to = dir.join(CORRUPT).join(id.as_str());
             tracing::error!("{id}: {e}; moved to {}", to.display());
@@ -337,7 +345,7 @@ pub(crate) fn list_ids(dir: &Path, sub: &str) -> Result<Vec<QueueId>, QueueError
     Ok(out)
 }
 
-fn write_tmp(path: &Path, env: &Envelope, content: &[u8]) -> Result<(), QueueError> {
+fn write_file(path: &Path, env: &Envelope, content: &[u8]) -> Result<(), QueueError> {
     let bytes = file::encode(env, content);
     let res = (|| {
         let mut f = OpenOptions::new()
@@ -356,7 +364,6 @@ fn write_tmp(path: &Path, env: &Envelope, content: &[u8]) -> Result<(), QueueErr
 }
 
 fn commit_thread(dir: PathBuf, rx: mpsc::Receiver<CommitJob>, max_batch: usize) {
-    let tmp = dir.join(TMP);
     let queue = dir.join(QUEUE);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -366,16 +373,12 @@ fn commit_thread(dir: PathBuf, rx: mpsc::Receiver<CommitJob>, max_batch: usize) 
                 Err(_) => break,
             }
         }
-        let renamed: Vec<io::Result<()>> = batch
-            .iter()
-            .map(|j| std::fs::rename(tmp.join(j.id.as_str()), queue.join(j.id.as_str())))
-            .collect();
+        // One directory fsync makes every file of the batch durable.
         let synced = File::open(&queue).and_then(|d| d.sync_all());
-        for (job, r) in batch.into_iter().zip(renamed) {
-            let res = match (&synced, r) {
-                (Ok(()), Ok(())) => Ok(()),
-                (_, Err(e)) => Err(io_err("rename into", &queue)(e)),
-                (Err(e), Ok(())) => {
+        for job in batch {
+            let res = match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => {
                     // Not durable: take it back so it is never delivered unacknowledged.
                     let _ = std::fs::remove_file(queue.join(job.id.as_str()));
                     Err(io_err("fsync", &queue)(io::Error::new(
@@ -387,6 +390,29 @@ fn commit_thread(dir: PathBuf, rx: mpsc::Receiver<CommitJob>, max_batch: usize) 
             let _ = job.reply.send(res);
         }
     }
+}
+
+/// At open (no enqueue runs yet): removes queue files whose write never finished; moves
+/// damaged ones to `corrupt/`.
+fn remove_incomplete(dir: &Path) -> Result<usize, QueueError> {
+    let mut n = 0;
+    for id in list_ids(dir, QUEUE)? {
+        let path = dir.join(QUEUE).join(id.as_str());
+        let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+        match file::parse(&bytes) {
+            Ok(_) => {}
+            Err(file::FormatError::Incomplete) => {
+                std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                n += 1;
+            }
+            Err(e) => {
+                let to = dir.join(CORRUPT).join(id.as_str());
+                tracing::error!("{id}: {e}; moved to {}", to.display());
+                std::fs::rename(&path, &to).map_err(io_err("move", &path))?;
+            }
+        }
+    }
+    Ok(n)
 }
 
 fn clean_tmp(tmp: &Path) -> Result<usize, QueueError> {

@@ -106,9 +106,20 @@ async fn lock_leftovers_records_and_corruption() {
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
     f.write_all(b"r 1 D 5 1 0 torn").unwrap();
     drop(f);
-    // A crash leftover in tmp/ and a corrupt file in queue/.
+    // Crash leftovers: an unfinished write in queue/ and in tmp/, a corrupt file.
     std::fs::write(d.0.join(TMP).join("0000000001"), b"POCHTA-QUEUE 1\nid").unwrap();
+    let whole = std::fs::read(&path).unwrap();
+    std::fs::write(
+        d.0.join(QUEUE).join("0000000003"),
+        &whole[..whole.len() / 2],
+    )
+    .unwrap();
     std::fs::write(d.0.join(QUEUE).join("0000000002"), b"garbage").unwrap();
+    // While the spool is open, an unfinished file is an enqueue in progress: not loadable,
+    // never removed.
+    let busy = QueueId::parse("0000000003").unwrap();
+    assert!(matches!(load(&d.0, &busy), Err(QueueError::NotFound(_))));
+    assert!(d.0.join(QUEUE).join("0000000003").exists());
     drop(spool);
 
     let spool = Spool::open(&d.cfg()).unwrap();
@@ -116,6 +127,12 @@ async fn lock_leftovers_records_and_corruption() {
         list_ids(&d.0, TMP).unwrap().is_empty(),
         "tmp/ leftover kept"
     );
+    assert!(
+        !d.0.join(QUEUE).join("0000000003").exists(),
+        "unfinished file kept"
+    );
+    // The corrupt file was moved aside at open.
+    assert!(d.0.join(CORRUPT).join("0000000002").exists());
     let (p, _) = load(&d.0, &id).unwrap();
     assert_eq!(p.states[0], st);
     assert_eq!(p.states[1].status, RcptStatus::Pending);
@@ -124,9 +141,6 @@ async fn lock_leftovers_records_and_corruption() {
     st2.status = RcptStatus::Bounced;
     append_states(&d.0, &id, &[(1, st2.clone())]).unwrap();
     assert_eq!(load(&d.0, &id).unwrap().0.states[1], st2);
-    let bad = QueueId::parse("0000000002").unwrap();
-    assert!(matches!(load(&d.0, &bad), Err(QueueError::Format(..))));
-    assert!(d.0.join(CORRUPT).join("0000000002").exists());
     // New ids stay above anything in the spool.
     assert!(spool.new_id() > id);
     remove(&d.0, &id).unwrap();
