@@ -1235,3 +1235,82 @@ fn offlineimap_mirrors_both_ways_and_then_has_nothing_to_do() {
         logs()
     );
 }
+
+fn imaps(port: u16) -> LineClient<TlsStream> {
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(DEADLINE)).unwrap();
+    LineClient::new(tls_wrap(tcp))
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn bad_input_over_the_wire_and_a_100_mb_append() {
+    use std::io::Write;
+    let mut s = Setup::start();
+    let mut c = imaps(s.tls_port);
+    assert!(c.line().starts_with("* OK [CAPABILITY IMAP4rev1"));
+    let expect = |c: &mut LineClient<TlsStream>, cmd: &str, want: &str| {
+        let got = c.cmd(cmd);
+        assert_eq!(got, format!("{want}\r\n"), "{cmd}\n{}", s.logs());
+    };
+    expect(&mut c, "a1 SELECT INBOX", "a1 BAD Please log in first.");
+    expect(&mut c, "a2 XYZZY", "a2 BAD Error in IMAP command: Unknown command.");
+    c.get_mut().write_all(b"a3 LOGIN \xe4\xf6 x\r\n").unwrap();
+    assert_eq!(
+        c.line(),
+        "a3 BAD Error in IMAP command: 8-bit characters are not allowed in atoms.\r\n"
+    );
+    expect(&mut c, "a4 LOGIN {5000}", "a4 NO [TOOBIG] Literal too big.");
+    let login = c.cmd(&format!("a5 LOGIN {USER} {PASS}"));
+    assert!(login.starts_with("a5 OK [CAPABILITY"), "{login}");
+    let mut nested = "a6 SEARCH ".to_string();
+    nested.push_str(&"(".repeat(10_000));
+    nested.push_str("ALL");
+    nested.push_str(&")".repeat(10_000));
+    expect(
+        &mut c,
+        &nested,
+        "a6 BAD Error in IMAP command: Search keys nested too deeply.",
+    );
+    c.send("s SELECT INBOX\r\n");
+    while !c.line().starts_with("s OK") {}
+
+    // 100 MB with LITERAL+ over the 1 MB limit: drained, answered, not stored, memory flat
+    let pid = s.imapd.pid();
+    let before = rss_kib(pid);
+    c.send("a7 APPEND INBOX {104857600+}\r\n");
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        c.get_mut().write_all(&chunk).unwrap();
+    }
+    c.send("\r\n");
+    assert_eq!(c.line(), "a7 NO [TOOBIG] Literal too big.\r\n");
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 16 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    // synchronizing: refused before the client sends a byte
+    expect(&mut c, "a8 APPEND INBOX {104857600}", "a8 NO [TOOBIG] Literal too big.");
+    expect(&mut c, "a9 NOOP", "a9 OK NOOP completed.");
+    // an unterminated literal, then the connection is cut
+    c.send("b1 APPEND INBOX {100}\r\n");
+    assert_eq!(c.line(), "+ OK\r\n");
+    c.send("only a part");
+    drop(c);
+    let mut c = imaps(s.tls_port);
+    c.line();
+    assert!(c.cmd(&format!("b2 LOGIN {USER} {PASS}")).starts_with("b2 OK"));
+    c.send("b3 STATUS INBOX (MESSAGES)\r\n");
+    assert_eq!(c.line(), "* STATUS INBOX (MESSAGES 0)\r\n");
+    assert!(s.imapd.try_exit().is_none(), "imapd died\n{}", s.logs());
+}
