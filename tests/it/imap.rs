@@ -1263,7 +1263,11 @@ fn bad_input_over_the_wire_and_a_100_mb_append() {
         assert_eq!(got, format!("{want}\r\n"), "{cmd}\n{}", s.logs());
     };
     expect(&mut c, "a1 SELECT INBOX", "a1 BAD Please log in first.");
-    expect(&mut c, "a2 XYZZY", "a2 BAD Error in IMAP command: Unknown command.");
+    expect(
+        &mut c,
+        "a2 XYZZY",
+        "a2 BAD Error in IMAP command: Unknown command.",
+    );
     c.get_mut().write_all(b"a3 LOGIN \xe4\xf6 x\r\n").unwrap();
     assert_eq!(
         c.line(),
@@ -1300,7 +1304,11 @@ fn bad_input_over_the_wire_and_a_100_mb_append() {
         "RSS grew from {before} KiB to {after} KiB"
     );
     // synchronizing: refused before the client sends a byte
-    expect(&mut c, "a8 APPEND INBOX {104857600}", "a8 NO [TOOBIG] Literal too big.");
+    expect(
+        &mut c,
+        "a8 APPEND INBOX {104857600}",
+        "a8 NO [TOOBIG] Literal too big.",
+    );
     expect(&mut c, "a9 NOOP", "a9 OK NOOP completed.");
     // an unterminated literal, then the connection is cut
     c.send("b1 APPEND INBOX {100}\r\n");
@@ -1309,8 +1317,118 @@ fn bad_input_over_the_wire_and_a_100_mb_append() {
     drop(c);
     let mut c = imaps(s.tls_port);
     c.line();
-    assert!(c.cmd(&format!("b2 LOGIN {USER} {PASS}")).starts_with("b2 OK"));
+    assert!(c
+        .cmd(&format!("b2 LOGIN {USER} {PASS}"))
+        .starts_with("b2 OK"));
     c.send("b3 STATUS INBOX (MESSAGES)\r\n");
     assert_eq!(c.line(), "* STATUS INBOX (MESSAGES 0)\r\n");
     assert!(s.imapd.try_exit().is_none(), "imapd died\n{}", s.logs());
+}
+
+fn line_matches(expected: &str, got: &str) -> bool {
+    let parts: Vec<&str> = expected.split('…').collect();
+    if parts.len() == 1 {
+        return expected == got;
+    }
+    let mut rest = got;
+    for (i, p) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(p);
+        } else {
+            match rest.find(p) {
+                Some(at) => rest = &rest[at + p.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// imapd's transcripts (imapd/tests/transcripts, replayed in-process by its own tests) replayed
+/// over IMAPS against the built binary: the canned user `alice`/`secret` becomes the authd
+/// user, `!deliver`/`!expunge` act on the Maildir as another process would, `!changed` is
+/// inotify's job here. Transcripts whose greeting is exact (plaintext capabilities) are skipped.
+#[test]
+fn transcripts_replayed_against_the_binary() {
+    let s = Setup::start();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../imapd/tests/transcripts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "imap"))
+        .collect();
+    files.sort();
+    let mut replayed = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if !text.contains("\nS: * OK …\n") {
+            continue;
+        }
+        // a fresh account per transcript
+        let _ = std::fs::remove_dir_all(&s.maildir);
+        let mut c = imaps(s.tls_port);
+        let mut expected: Vec<String> = Vec::new();
+        let mut check = |c: &mut LineClient<TlsStream>, expected: &mut Vec<String>| {
+            for want in expected.drain(..) {
+                let got = c.line();
+                let got = got.strip_suffix("\r\n").unwrap_or(&got).to_string();
+                assert!(
+                    line_matches(&want, &got),
+                    "{}: expected {want:?}, got {got:?}\n{}",
+                    file.display(),
+                    s.logs()
+                );
+            }
+        };
+        for line in text.lines() {
+            let c_line = if line == "C:" {
+                Some("")
+            } else {
+                line.strip_prefix("C: ")
+            };
+            if let Some(cmd) = c_line {
+                check(&mut c, &mut expected);
+                let cmd = cmd.replace("LOGIN alice secret", &format!("LOGIN {USER} {PASS}"));
+                c.send(&format!("{cmd}\r\n"));
+            } else if let Some(want) = line.strip_prefix("S: ") {
+                expected.push(want.to_string());
+            } else if let Some(d) = line.strip_prefix("!deliver ") {
+                check(&mut c, &mut expected);
+                let mut w = d.splitn(3, ' ');
+                let (_user, mailbox, subject) =
+                    (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+                let md = pochta_mailstore::Maildir::open(&s.maildir);
+                let msg = format!("From: x@example.org\nSubject: {subject}\n\nbody {subject}\n");
+                let target = (mailbox != "INBOX").then_some(mailbox);
+                md.deliver(target, msg.as_bytes(), &Default::default())
+                    .unwrap();
+                chown_tree(&s.maildir);
+            } else if let Some(d) = line.strip_prefix("!expunge ") {
+                check(&mut c, &mut expected);
+                let mut w = d.splitn(3, ' ');
+                let (_user, mailbox, uid) =
+                    (w.next().unwrap(), w.next().unwrap(), w.next().unwrap());
+                let mb = pochta_mailstore::Maildir::open(&s.maildir)
+                    .mailbox(mailbox)
+                    .unwrap();
+                let st = mb.sync(Default::default()).unwrap();
+                let uid: u32 = uid.parse().unwrap();
+                let m: Vec<_> = st.messages.into_iter().filter(|m| m.uid == uid).collect();
+                assert_eq!(mb.expunge(&m).unwrap(), vec![uid]);
+                chown_tree(&s.maildir);
+            } else if line == "!changed" {
+                // the daemon's inotify sees the delivery by itself
+            } else if !(line.trim().is_empty() || line.starts_with('#')) {
+                panic!("{}: bad transcript line {line:?}", file.display());
+            }
+        }
+        check(&mut c, &mut expected);
+        replayed += 1;
+    }
+    assert!(replayed >= 2, "no transcripts replayed");
 }
