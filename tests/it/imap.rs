@@ -1373,7 +1373,7 @@ fn transcripts_replayed_against_the_binary() {
         let _ = std::fs::remove_dir_all(&s.maildir);
         let mut c = imaps(s.tls_port);
         let mut expected: Vec<String> = Vec::new();
-        let mut check = |c: &mut LineClient<TlsStream>, expected: &mut Vec<String>| {
+        let check = |c: &mut LineClient<TlsStream>, expected: &mut Vec<String>| {
             for want in expected.drain(..) {
                 let got = c.line();
                 let got = got.strip_suffix("\r\n").unwrap_or(&got).to_string();
