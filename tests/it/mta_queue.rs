@@ -421,6 +421,21 @@ fn deferred_mail_mailq_hold_delete_flush_release() {
     assert!(!q.contains(deleted.as_str()), "{q}");
     assert_ne!(setup.pochta_queue(&["delete", "0000BAD"]).0, 0);
 
+    // A restart in the middle of the retry schedule: the next attempt (1 h away) and the
+    // reasons are persisted, nothing is retried early, nothing is lost.
+    let mut mta = mta;
+    mta.daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    mta.daemon.wait_exit(DEADLINE);
+    let mta = setup.start();
+    mta.wait_log("queue runner started");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !mta.log().contains("status="),
+        "retried before its time:\n{}",
+        mta.log()
+    );
+    assert_eq!(setup.mailq(), q, "queue changed across the restart");
+
     std::os::unix::fs::symlink(Dovecot::lmtp_socket(&dir), &lmtp).unwrap();
     let (code, out) = setup.pochta_queue(&["flush"]);
     assert_eq!(code, 0, "{out}");

@@ -308,6 +308,82 @@ mod tests {
         assert_eq!(backoff(&cfg, 1000), Duration::from_secs(4 * 3600));
     }
 
+    fn parsed(arrival_ms: u64) -> Parsed {
+        let env = crate::file::Envelope {
+            id: QueueId::parse("0A0A0A0A0A").unwrap(),
+            arrival_ms,
+            sender: "s@x".into(),
+            recipients: vec![StoredRecipient {
+                address: "r@y".into(),
+                notify: None,
+                orcpt: None,
+            }],
+            envid: None,
+            ret: None,
+            body: None,
+            smtputf8: false,
+            client: String::new(),
+            sasl_username: None,
+        };
+        crate::file::parse(&crate::file::encode(&env, b"x\r\n")).unwrap()
+    }
+
+    fn reply(text: &[u8]) -> Outcome {
+        let mut p = pochta_smtp_client::ReplyParser::new();
+        p.feed(text);
+        Outcome::Reply(RcptOutcome {
+            reply: p.next_reply().unwrap().unwrap(),
+            stage: pochta_smtp_client::Stage::EndOfData,
+        })
+    }
+
+    #[test]
+    fn results_map_to_states() {
+        let cfg = DeliveryConfig::default();
+        let now = 10 * 86_400_000;
+        let p = parsed(now - 1000);
+        let old = RcptState::pending();
+        let (st, dsn, word, _) = apply(&cfg, &p, &old, Some(&reply(b"250 2.0.0 ok\r\n")), now, "r");
+        assert_eq!(
+            (st.status, dsn.as_str(), word),
+            (RcptStatus::Delivered, "2.0.0", "sent")
+        );
+        let (st, dsn, word, text) = apply(
+            &cfg,
+            &p,
+            &old,
+            Some(&reply(b"452 4.2.2 full\r\n")),
+            now,
+            "r",
+        );
+        assert_eq!(
+            (st.status, dsn.as_str(), word),
+            (RcptStatus::Deferred, "4.2.2", "deferred")
+        );
+        assert_eq!(st.next_ms, now + 300_000);
+        assert_eq!(st.attempts, 1);
+        assert_eq!(
+            text,
+            "host r said: 452 4.2.2 full (in reply to end of data command)"
+        );
+        let (st, _, word, _) = apply(&cfg, &p, &old, Some(&reply(b"550 no\r\n")), now, "r");
+        assert_eq!((st.status, word), (RcptStatus::Bounced, "bounced"));
+        let err = Outcome::Error("connect to r: Connection refused".into());
+        let (st, dsn, _, _) = apply(&cfg, &p, &st, Some(&err), now, "r");
+        assert_eq!(
+            (st.status, dsn.as_str(), st.attempts),
+            (RcptStatus::Deferred, "4.4.2", 2)
+        );
+        assert_eq!(st.next_ms, now + 600_000);
+        // Past maximal_queue_lifetime a temporary failure gives up.
+        let old_msg = parsed(now - 6 * 86_400_000);
+        let (st, _, word, _) = apply(&cfg, &old_msg, &old, Some(&err), now, "r");
+        assert_eq!((st.status, word), (RcptStatus::Bounced, "expired"));
+        assert!(st
+            .reason
+            .starts_with("message expired in the queue: connect to r"));
+    }
+
     #[test]
     fn delay_format() {
         assert_eq!(fmt_secs(Duration::from_millis(1)), "0");

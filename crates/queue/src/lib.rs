@@ -15,10 +15,10 @@
 //! deleted); the LMTP server's replies are parsed by pochta-smtp-client with limits. Runs as the
 //! mta's user, which owns the spool directory; admin commands run as that user or root.
 //!
-//! Layout of the spool directory: `tmp/` (files being written; removed at start),
-//! `queue/` (acknowledged messages), `hold/` (held by the admin), `corrupt/`, `lock` (flock of
-//! the running mta), `flush` (UNIX datagram socket: `flush` or `flush <id>` makes the runner
-//! retry now).
+//! Layout of the spool directory: `queue/` (messages; a file without its checksummed `end`
+//! line is still being written), `hold/` (held by the admin), `corrupt/` (damaged files, kept
+//! for the admin), `tmp/` (scratch, emptied at start), `lock` (flock of the running mta),
+//! `flush` (UNIX datagram socket: `flush` or `flush <id>` makes the runner retry now).
 //!
 //! RFCs: 5321 §4.5.4 (retry strategy), 2033 (LMTP per-recipient replies), 3461 (DSN parameters
 //! kept with the recipient).
