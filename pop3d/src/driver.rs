@@ -109,6 +109,7 @@ impl Pop3 {
         let mut maildrop: Option<Maildrop> = None;
         let mut user = String::new();
         let (mut retrieved, mut deleted) = (0usize, 0usize);
+        let mut ahead = ReadAhead::default();
         loop {
             match s.next_action() {
                 Action::Write(b) => {
@@ -211,12 +212,32 @@ impl Pop3 {
                         let _ = s.fetch_begin(Err(StoreError::Temporary));
                         continue;
                     };
-                    let first = tokio::task::spawn_blocking(move || {
-                        let f = m.open_message(index)?;
-                        read_chunk(f).map_err(|_| StoreError::Temporary)
-                    })
-                    .await
-                    .unwrap_or(Err(StoreError::Temporary));
+                    let sequential = !top && ahead.last_retr.is_some_and(|l| l + 1 == index);
+                    if !top {
+                        ahead.last_retr = Some(index);
+                    }
+                    let first = match ahead.take(index) {
+                        Some(data) => Ok((None, data)),
+                        None => {
+                            let read = tokio::task::spawn_blocking(move || {
+                                let f = m.open_message(index)?;
+                                let (f, chunk) =
+                                    read_chunk(f).map_err(|_| StoreError::Temporary)?;
+                                let more = if sequential && chunk.len() < READ_CHUNK {
+                                    m.read_ahead(index + 1, READ_AHEAD_MESSAGES, READ_AHEAD_BYTES)
+                                } else {
+                                    Vec::new()
+                                };
+                                Ok((f, chunk, more))
+                            })
+                            .await
+                            .unwrap_or(Err(StoreError::Temporary));
+                            read.map(|(f, chunk, more)| {
+                                ahead.fill(more);
+                                (Some(f), chunk)
+                            })
+                        }
+                    };
                     let (mut file, mut chunk) = match first {
                         Ok(x) => x,
                         Err(e) => {
@@ -237,11 +258,15 @@ impl Pop3 {
                             failed = true;
                             break;
                         }
-                        if chunk.len() < READ_CHUNK || enc.done() {
+                        // Read-ahead messages are whole (smaller than a chunk): no file.
+                        let Some(f) = file.take().filter(|_| chunk.len() >= READ_CHUNK) else {
+                            break;
+                        };
+                        if enc.done() {
                             break;
                         }
-                        match tokio::task::spawn_blocking(move || read_chunk(file)).await {
-                            Ok(Ok((f, c))) => (file, chunk) = (f, c),
+                        match tokio::task::spawn_blocking(move || read_chunk(f)).await {
+                            Ok(Ok((f, c))) => (file, chunk) = (Some(f), c),
                             _ => {
                                 // The status line is out: POP3 has no way to report this.
                                 tracing::error!(user, index, "read error in the middle of RETR");
@@ -292,6 +317,50 @@ impl Pop3 {
 /// Bytes read from a message file per blocking call.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// A client that RETRs message n right after n − 1 (fetchmail, getmail, Outlook and the
+/// like download a whole maildrop so) gets the next messages read in the same blocking call:
+/// the hop to the blocking pool and back costs more than reading a small message. At most
+/// this many messages and bytes per session are held.
+const READ_AHEAD_MESSAGES: usize = 32;
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// Read-ahead older than this is dropped rather than sent: a message another session expunged
+/// is reported as expunged to a RETR sent after that, as when it is read at the RETR.
+const READ_AHEAD_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Messages read ahead of a sequential download, by ascending index.
+#[derive(Default)]
+struct ReadAhead {
+    messages: std::collections::VecDeque<(usize, Vec<u8>)>,
+    read_at: Option<std::time::Instant>,
+    /// The last message RETR asked for.
+    last_retr: Option<usize>,
+}
+
+impl ReadAhead {
+    fn fill(&mut self, messages: Vec<(usize, Vec<u8>)>) {
+        self.messages = messages.into();
+        self.read_at = Some(std::time::Instant::now());
+    }
+
+    /// Message `index` if it was read ahead recently enough; anything before it is dropped,
+    /// everything goes when it is not there.
+    fn take(&mut self, index: usize) -> Option<Vec<u8>> {
+        let fresh = self
+            .read_at
+            .is_some_and(|t| t.elapsed() <= READ_AHEAD_FRESH);
+        while self.messages.front().is_some_and(|(i, _)| *i < index) {
+            self.messages.pop_front();
+        }
+        match self.messages.front() {
+            Some((i, _)) if *i == index && fresh => self.messages.pop_front().map(|(_, d)| d),
+            _ => {
+                self.messages.clear();
+                None
+            }
+        }
+    }
+}
+
 /// Reads up to [`READ_CHUNK`] bytes; fewer means the end of the file. Blocking.
 fn read_chunk(f: std::fs::File) -> std::io::Result<(std::fs::File, Vec<u8>)> {
     use std::io::Read;
@@ -308,4 +377,28 @@ async fn flush(conn: &mut Connection, out: &mut Vec<u8>) -> bool {
     let ok = conn.write_all(out).await.is_ok();
     out.clear();
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_serves_in_order_and_only_fresh() {
+        let mut ra = ReadAhead::default();
+        assert_eq!(ra.take(0), None);
+        ra.fill(vec![
+            (3, b"c".to_vec()),
+            (4, b"d".to_vec()),
+            (6, b"f".to_vec()),
+        ]);
+        // Skipped indexes (DELE'd, or the client jumped) are dropped on the way.
+        assert_eq!(ra.take(4), Some(b"d".to_vec()));
+        assert_eq!(ra.take(5), None);
+        // A miss forgets the rest: the next read starts afresh.
+        assert_eq!(ra.take(6), None);
+        ra.fill(vec![(7, b"g".to_vec())]);
+        ra.read_at = Some(std::time::Instant::now() - READ_AHEAD_FRESH * 2);
+        assert_eq!(ra.take(7), None, "stale read-ahead is not sent");
+    }
 }

@@ -14,7 +14,9 @@
 //!   (`pop3_no_flag_updates = no`). Concurrent sessions of one user are allowed (Dovecot's
 //!   `pop3_lock_session = no`): see [`store`].
 //! - RETR/TOP stream the file in 256 KiB chunks through [`message::Encoder`] (LF → CRLF,
-//!   dot-stuffing), so a big message never sits in memory whole.
+//!   dot-stuffing), so a big message never sits in memory whole. A sequential download
+//!   (RETR n after RETR n − 1) gets the next small messages read in the same blocking call,
+//!   at most 32 messages / 64 KiB per session, sent only within 100 ms of the read.
 //! - Plaintext logins (USER/PASS, PLAIN, LOGIN) only over TLS or from `trusted_networks`; CAPA
 //!   then omits USER and the plaintext SASL mechanisms (Dovecot's `disable_plaintext_auth`).
 //!   APOP is not offered (it needs plaintext passwords on the server side).

@@ -83,7 +83,51 @@ impl Maildrop {
     /// Opens message `index` for reading.
     pub fn open_message(&self, index: usize) -> Result<std::fs::File, StoreError> {
         let msg = self.messages.get(index).ok_or(StoreError::Gone)?;
-        self.mailbox.open_message(msg).map_err(|e| store_error(&e))
+        self.open_file(msg).map_err(|e| store_error(&e))
+    }
+
+    /// Opens the file under its name at login, the usual case; a file renamed since (flags
+    /// changed by another session) or gone is left to the mailstore's search by base name.
+    /// Saves the mailstore's `stat` before every open.
+    fn open_file(&self, msg: &Message) -> Result<std::fs::File, Error> {
+        let path = self
+            .mailbox
+            .dir()
+            .join(msg.subdir.as_str())
+            .join(&msg.file_name);
+        match std::fs::File::open(&path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.mailbox.open_message(msg),
+            Err(source) => Err(Error::Io {
+                op: "open",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Whole messages `from`, `from + 1`, … read for a sequential download: at most `max`
+    /// messages and `budget` bytes in all. Stops quietly at the first one that does not fit or
+    /// cannot be read (its own RETR then reports the error).
+    pub fn read_ahead(&self, from: usize, max: usize, budget: usize) -> Vec<(usize, Vec<u8>)> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut left = budget;
+        for (index, msg) in self.messages.iter().enumerate().skip(from).take(max) {
+            let fits = usize::try_from(msg.size).is_ok_and(|n| n < left);
+            let Some(f) = fits.then(|| self.open_file(msg).ok()).flatten() else {
+                break;
+            };
+            // Capacity from S= (or the size at sync); one byte more shows the file grew.
+            let mut data = Vec::with_capacity(usize::try_from(msg.size).unwrap_or(0) + 1);
+            let read = f.take(left as u64 + 1).read_to_end(&mut data);
+            if read.is_err() || data.len() > left {
+                break;
+            }
+            left -= data.len();
+            out.push((index, data));
+        }
+        out
     }
 
     /// UPDATE state: \Seen on `seen`, then expunge `delete` (files unlinked, uidlist rewritten,
