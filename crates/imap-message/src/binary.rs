@@ -16,7 +16,7 @@ use crate::rfc822::{is_token, Lexer};
 use crate::BinaryError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cte {
+pub(crate) enum Cte {
     Identity,
     Base64,
     Qp,
@@ -26,7 +26,9 @@ fn is_cte_field(raw: &[u8], f: &header::Field) -> bool {
     raw[f.name.clone()].eq_ignore_ascii_case(b"Content-Transfer-Encoding")
 }
 
-fn cte(raw: &[u8], part: &Part) -> Result<Cte, BinaryError> {
+/// The transfer encoding BINARY (and SEARCH) decode: the first Content-Transfer-Encoding
+/// header, MIME-Version or not; anything but exactly one known token is unknown.
+pub(crate) fn cte(raw: &[u8], part: &Part) -> Result<Cte, BinaryError> {
     let Some(f) =
         header::fields(raw, part.hdr_start..part.fields_end).find(|f| is_cte_field(raw, f))
     else {
@@ -62,6 +64,9 @@ pub(crate) fn body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), Bin
             }
         },
         Kind::Multipart | Kind::Message => {
+            // Not decoded (Dovecot sends a message/rfc822 in base64 as it is), but an unknown
+            // encoding is still refused.
+            cte(raw, part)?;
             let mut pos = part.body_start;
             for c in &part.children {
                 if c.hdr_start < pos {
@@ -82,7 +87,10 @@ pub(crate) fn body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), Bin
 
 /// Appends header and body of `part`, the header rewritten when the body gets decoded.
 pub(crate) fn whole(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), BinaryError> {
-    let decoded = part.kind == Kind::Leaf && cte(raw, part)? != Cte::Identity;
+    // Dovecot rewrites the header only of a part that has body data to decode.
+    let decoded = part.kind == Kind::Leaf
+        && cte(raw, part)? != Cte::Identity
+        && part.body_end > part.body_start;
     if decoded {
         for f in header::fields(raw, part.hdr_start..part.fields_end) {
             if !is_cte_field(raw, &f) {

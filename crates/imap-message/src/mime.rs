@@ -85,6 +85,21 @@ pub(crate) struct Part {
 }
 
 impl Part {
+    /// A part with no header and no body at `pos`.
+    pub(crate) fn empty(pos: usize) -> Part {
+        Part {
+            hdr_start: pos,
+            hdr_end: pos,
+            fields_end: pos,
+            body_start: pos,
+            body_end: pos,
+            kind: Kind::Leaf,
+            digest_default: false,
+            content: Content::default(),
+            children: Vec::new(),
+        }
+    }
+
     pub(crate) fn header(&self) -> Range<usize> {
         self.hdr_start..self.hdr_end
     }
@@ -315,6 +330,14 @@ impl Parser<'_> {
             children: Vec::new(),
         };
         if let Some(stop) = hdr_stop {
+            // A boundary cut the header short: the part keeps its type, with no content.
+            if part.content.is_type(b"multipart", None) {
+                part.kind = Kind::Multipart;
+            } else if digest_default || part.content.is_type(b"message", Some(b"rfc822")) {
+                part.kind = Kind::Message;
+                // The encapsulated message starts where the header was cut.
+                part.children.push(Part::empty(fields_end));
+            }
             return (part, stop);
         }
         let can_nest = depth < MAX_DEPTH && self.parts < MAX_PARTS;
@@ -341,6 +364,18 @@ impl Parser<'_> {
             let mut stop = self.scan(body_start);
             loop {
                 match stop {
+                    Stop::Boundary {
+                        idx,
+                        close: false,
+                        line,
+                        ..
+                    } if idx == me && line.content_end >= self.end => {
+                        // A boundary line that ends the file without a line break starts no
+                        // new part (Dovecot): like a closing delimiter with no epilogue.
+                        self.bounds.truncate(me);
+                        stop = Stop::Eof;
+                        break;
+                    }
                     Stop::Boundary {
                         idx,
                         close: false,

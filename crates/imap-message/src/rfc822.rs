@@ -336,6 +336,7 @@ pub(crate) struct Addr {
 
 const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
+const SYNTAX_ERROR: &[u8] = b"SYNTAX_ERROR";
 
 fn is_phrase_char(b: u8) -> bool {
     is_atext(b) || b == b'.'
@@ -473,6 +474,9 @@ fn parse_mailbox(lx: &mut Lexer<'_>, out: &mut Vec<Addr>) {
         lx.skip_cfws();
         if lx.peek() == Some(b'>') {
             lx.pos += 1;
+        } else if addr.mailbox.as_deref().is_some_and(|m| !m.is_empty()) {
+            // "<a@b" without ">": Dovecot keeps the local part and flags the domain.
+            addr.domain = Some(SYNTAX_ERROR.to_vec());
         }
     } else {
         lx.pos = start;

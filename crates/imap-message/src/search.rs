@@ -4,16 +4,17 @@
 //!   i;unicode-casemap does (so ß does not match SS, but σ/ς/Σ match each other); canonical
 //!   decomposition is not applied;
 //! - text/* parts and parts without Content-Type are searched after transfer decoding (the
-//!   first Content-Transfer-Encoding header counts even without MIME-Version) and charset
-//!   conversion; other leaf parts, preamble and epilogue are not;
-//! - in an encapsulated message (message/rfc822, digest parts) BODY searches the body, TEXT
-//!   also the header;
+//!   first Content-Transfer-Encoding header counts even without MIME-Version; a part with an
+//!   unknown one is skipped) and charset conversion; other leaf parts, preamble and epilogue
+//!   are not;
+//! - TEXT also searches every part's MIME header and the header of encapsulated messages
+//!   (message/rfc822, digest parts); BODY only their bodies;
 //! - header values are unfolded, RFC 2047-decoded, with runs of blanks collapsed.
 
-use crate::decode::{self, Cte};
+use crate::binary::{self, Cte};
+use crate::decode;
 use crate::header;
 use crate::mime::{Kind, Part};
-use crate::rfc822::{is_token, Lexer};
 use std::ops::Range;
 
 /// Case-folds for matching: each character to its simple uppercase when that is one
@@ -77,28 +78,15 @@ pub(crate) fn header_contains(raw: &[u8], hdr: Range<usize>, needle: &str) -> bo
     })
 }
 
-/// The transfer encoding search decodes: the first token of the first
-/// Content-Transfer-Encoding header, MIME-Version or not; unknown ones are searched as is.
-fn search_cte(raw: &[u8], part: &Part) -> Option<Cte> {
-    let f = header::fields(raw, part.hdr_start..part.fields_end)
-        .find(|f| raw[f.name.clone()].eq_ignore_ascii_case(b"Content-Transfer-Encoding"))?;
-    let v = header::unfold(&raw[f.value]);
-    let mut lx = Lexer::new(&v);
-    lx.skip_cfws();
-    let mut tok = Vec::new();
-    lx.take_while(is_token, &mut tok);
-    decode::cte_of(Some(&tok))
-}
-
 /// True when some text part (or a part without Content-Type) contains the needle after
-/// transfer and charset decoding; with `headers` (TEXT) also the headers of encapsulated
-/// messages (Dovecot's BODY skips them).
+/// transfer and charset decoding; with `headers` (TEXT) also the MIME headers of the parts
+/// and the headers of encapsulated messages (Dovecot's BODY skips them).
 pub(crate) fn body_contains(raw: &[u8], part: &Part, needle: &str, headers: bool) -> bool {
     match part.kind {
-        Kind::Multipart => part
-            .children
-            .iter()
-            .any(|c| body_contains(raw, c, needle, headers)),
+        Kind::Multipart => part.children.iter().any(|c| {
+            (headers && header_contains(raw, c.hdr_start..c.fields_end, needle))
+                || body_contains(raw, c, needle, headers)
+        }),
         Kind::Message => part.children.first().is_some_and(|m| {
             (headers && header_contains(raw, m.hdr_start..m.fields_end, needle))
                 || body_contains(raw, m, needle, headers)
@@ -111,16 +99,18 @@ pub(crate) fn body_contains(raw: &[u8], part: &Part, needle: &str, headers: bool
             }
             let body = raw.get(part.body()).unwrap_or_default();
             let mut decoded = Vec::new();
-            let bytes: &[u8] = match search_cte(raw, part) {
-                Some(Cte::Base64) => {
+            let bytes: &[u8] = match binary::cte(raw, part) {
+                Ok(Cte::Base64) => {
                     decode::base64(body, &mut decoded);
                     &decoded
                 }
-                Some(Cte::QuotedPrintable) => {
+                Ok(Cte::Qp) => {
                     decode::quoted_printable(body, &mut decoded);
                     &decoded
                 }
-                _ => body,
+                Ok(Cte::Identity) => body,
+                // Dovecot does not search what it cannot decode.
+                Err(_) => return false,
             };
             contains_folded(&decode::to_utf8(bytes, c.param(b"charset")), needle)
         }

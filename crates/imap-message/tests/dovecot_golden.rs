@@ -57,6 +57,10 @@ fn imap_content(v: &[u8]) -> Option<Vec<u8>> {
         return Some(out);
     }
     let v = v.strip_prefix(b"~").unwrap_or(v);
+    if v.first() != Some(&b'{') {
+        // Not a string (an error record): compared as is, so it shows up as a difference.
+        return Some(v.to_vec());
+    }
     let close = v.iter().position(|&c| c == b'}').expect("literal");
     Some(v[close + 3..].to_vec())
 }
@@ -262,6 +266,19 @@ fn check(m: &Message<'_>, r: &Record, records_all: &[Record]) -> Option<String> 
     })
 }
 
+/// Messages where Dovecot 2.3.19's BINARY rebuild of a multipart (or the whole message) is
+/// itself broken: around a part that has a base64/quoted-printable encoding but an empty
+/// body, Dovecot leaves that part's header unrewritten yet sizes its output as if rewritten,
+/// so the answer is cut short (r069, r083, r141) or runs on into the following parts (r031,
+/// r104); for r146 its BINARY[] dropped the connection and its BINARY.SIZE[] says 17. The
+/// BINARY/BINARY.SIZE items of these six messages are not compared (all their other items
+/// are, and BINARY of every other message is).
+const DOVECOT_BINARY_DEFECTS: &[&str] = &["r031", "r069", "r083", "r104", "r141", "r146"];
+
+fn dovecot_defect(name: &str, item: &str) -> bool {
+    DOVECOT_BINARY_DEFECTS.contains(&name) && item.starts_with("BINARY")
+}
+
 #[test]
 fn identical_to_dovecot() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
@@ -287,6 +304,9 @@ fn identical_to_dovecot() {
         let m = Message::parse(&raw);
         let all = records(&golden);
         for r in &all {
+            if dovecot_defect(name, &r.item) {
+                continue;
+            }
             compared += 1;
             if let Some(d) = check(&m, r, &all) {
                 failures.push(format!("{name}: {d}"));
