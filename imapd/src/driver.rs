@@ -4,16 +4,14 @@
 
 use crate::config::{Config, Service, SpecialMailbox};
 use crate::exec::{Ctx, Store};
+use crate::idle::{IdleHub, Subscription};
 use crate::session::{Action, AuthAnswer, ConnFacts, Session};
-use futures_util::StreamExt;
-use inotify::{Inotify, WatchMask};
 use pochta_auth_client::{
     AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
 };
 use pochta_mailstore::location::{maildir_for, Template};
 use pochta_mailstore::Maildir;
 use pochta_server::{Connection, Fill, TlsMode};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,31 +29,8 @@ pub struct Imap {
     userdb: UserdbClient,
     location: Template,
     special: Arc<Vec<SpecialMailbox>>,
-}
-
-type EventStream = inotify::EventStream<Vec<u8>>;
-
-/// inotify on the directories IDLE watches; `None` if inotify is unavailable (then the poll
-/// timer alone reports changes).
-fn watch(dirs: &[PathBuf]) -> Option<EventStream> {
-    let ino = match Inotify::init() {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::warn!(error = %e, "inotify unavailable");
-            return None;
-        }
-    };
-    let mask = WatchMask::CREATE
-        | WatchMask::MOVED_TO
-        | WatchMask::MOVED_FROM
-        | WatchMask::DELETE
-        | WatchMask::ATTRIB;
-    for d in dirs {
-        if let Err(e) = ino.watches().add(d, mask) {
-            tracing::debug!(dir = %d.display(), error = %e, "inotify watch failed");
-        }
-    }
-    ino.into_event_stream(vec![0u8; 4096]).ok()
+    /// The daemon's one inotify (`None`: unavailable, IDLE polls).
+    idle: Option<IdleHub>,
 }
 
 impl Imap {
@@ -66,6 +41,7 @@ impl Imap {
             userdb: UserdbClient::new(config.auth.userdb_socket.clone()),
             location,
             special: Arc::new(config.imap.mailboxes.clone()),
+            idle: IdleHub::start(),
             config,
         })
     }
@@ -124,7 +100,7 @@ impl Imap {
         let mut s = Session::new(self.config.imap.session_config(), facts, mechanisms);
         let mut out: Vec<u8> = Vec::new();
         let mut exchange: Option<SaslExchange> = None;
-        let mut watcher: Option<(Vec<PathBuf>, EventStream)> = None;
+        let mut watcher: Option<Subscription> = None;
         loop {
             match s.next_action() {
                 Action::Write(b) => {
@@ -235,13 +211,13 @@ impl Imap {
                     if !conn.buffered().is_empty() {
                         continue;
                     }
-                    if watcher.as_ref().is_none_or(|(d, _)| *d != dirs) {
-                        watcher = watch(&dirs).map(|w| (dirs, w));
+                    if watcher.as_ref().is_none_or(|w| !w.covers(&dirs)) {
+                        watcher = self.idle.as_ref().map(|h| h.subscribe(&dirs));
                     }
                     let changed = async {
                         match watcher.as_mut() {
-                            Some((_, w)) => {
-                                w.next().await;
+                            Some(w) => {
+                                w.changed().await;
                                 // a delivery is several events (rename, uidlist): take them
                                 // together
                                 tokio::time::sleep(Duration::from_millis(20)).await;

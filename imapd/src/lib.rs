@@ -10,7 +10,8 @@
 //!   EXPUNGE, CLOSE/UNSELECT) on pochta-mailstore; message parsing (ENVELOPE, BODYSTRUCTURE,
 //!   sections, BINARY, SEARCH text) through pochta-imap-message.
 //! - [`driver`]: runs a session on a pochta-server connection: SASL and LOGIN relayed to the
-//!   auth server, the Maildir found through auth-userdb, IDLE woken by inotify.
+//!   auth server, the Maildir found through auth-userdb, IDLE woken by [`idle`] (one inotify
+//!   for the daemon, one watch per directory).
 //! - Mailbox changes by other sessions, deliveries and Dovecot are reported at the end of each
 //!   command and during IDLE; EXPUNGE never while a command uses sequence numbers
 //!   (RFC 9051 §7.5.1).
@@ -30,6 +31,7 @@
 pub mod config;
 pub mod driver;
 pub mod exec;
+pub mod idle;
 pub mod replay;
 pub mod session;
 
