@@ -10,7 +10,7 @@ use pochta_auth_client::{
     AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
 };
 use pochta_mailstore::location::{maildir_for, Template};
-use pochta_mailstore::Maildir;
+use pochta_mailstore::{Maildir, QuotaLimit};
 use pochta_server::{Connection, Fill, TlsMode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,16 @@ impl Imap {
         let mail = reply.field("mail").or_else(|| reply.field("mail_path"));
         let root = maildir_for(&self.location, &reply.user, reply.home(), mail)?;
         let special = self.special.clone();
-        tokio::task::spawn_blocking(move || Store::open(Maildir::open(root), special))
+        let mut quota = QuotaLimit::default();
+        // folder rules (`Trash:storage=+10M`) do not limit the account as a whole
+        for rule in reply
+            .quota_rules()
+            .into_iter()
+            .filter(|r| r.trim().starts_with("*:"))
+        {
+            quota.apply_rule(rule)?;
+        }
+        tokio::task::spawn_blocking(move || Store::open(Maildir::open(root), special, Some(quota)))
             .await
             .map_err(|e| format!("store task failed: {e}"))?
             .map(Ctx::new)

@@ -39,6 +39,8 @@ pub struct Replay {
     pub closed: bool,
     /// The session is idling and waits for input or a change.
     pub idling: bool,
+    /// The quota the canned userdb gives (none by default).
+    pub quota: Option<pochta_mailstore::QuotaLimit>,
 }
 
 fn verdict(user: &[u8], pass: &[u8]) -> AuthAnswer {
@@ -81,6 +83,7 @@ impl Replay {
             input: Vec::new(),
             closed: false,
             idling: false,
+            quota: None,
         }
     }
 
@@ -159,7 +162,7 @@ impl Replay {
                 Action::OpenStore { user } => {
                     let md = self.maildir(&user);
                     let special = Arc::new(ImapSection::default().mailboxes);
-                    let r = Store::open(md, special)
+                    let r = Store::open(md, special, self.quota)
                         .map(Ctx::new)
                         .map_err(|e| e.to_string());
                     self.session.store_opened(&user, r);

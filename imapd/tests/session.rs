@@ -296,3 +296,22 @@ fn big_fetch_comes_in_parts_and_completes_once() {
     assert!(text.ends_with("f OK Fetch completed.\r\n"));
     assert_eq!(text.matches("f OK").count(), 1);
 }
+
+#[test]
+fn append_and_copy_over_quota() {
+    let dir = TempDir::new("quota");
+    let mut r = Replay::new(dir.0.clone());
+    r.quota = Some(pochta_mailstore::QuotaLimit::from_rule("*:storage=1k").unwrap());
+    r.send(b"");
+    assert!(s(r.send(b"l LOGIN alice secret\r\n")).starts_with("l OK"));
+    let msg = format!("Subject: q\r\n\r\n{}\r\n", "x".repeat(600));
+    let out = s(r.send(format!("a APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes()));
+    assert!(out.starts_with("a OK [APPENDUID"), "{out}");
+    let out = s(r.send(format!("b APPEND INBOX {{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes()));
+    assert_eq!(out, "b NO [OVERQUOTA] Quota exceeded.\r\n");
+    r.send(b"s SELECT INBOX\r\n");
+    assert_eq!(
+        s(r.send(b"c COPY 1 Trash\r\n")),
+        "c NO [OVERQUOTA] Quota exceeded.\r\n"
+    );
+}

@@ -70,7 +70,7 @@ pub(crate) fn append(
     let opts = DeliverOptions {
         flags: sys,
         keywords,
-        ..DeliverOptions::default()
+        quota: ctx.store.quota,
     };
     let target = (!name.is_inbox()).then_some(name.as_str());
     let d = ctx
@@ -224,6 +224,7 @@ pub(crate) fn copy(
         return Err(no("[TRYCREATE] Mailbox doesn't exist."));
     }
     let maildir = ctx.store.maildir.clone();
+    let quota = ctx.store.quota;
     let sel = selected(ctx)?;
     if is_move && sel.read_only {
         return Err(no("[CANNOT] Mailbox is read-only."));
@@ -251,7 +252,7 @@ pub(crate) fn copy(
         let opts = DeliverOptions {
             flags: msg.m.flags.system_only(),
             keywords: msg.m.keywords.clone(),
-            ..DeliverOptions::default()
+            quota,
         };
         let d = maildir.deliver_dated(target, &bytes, &opts, Some(msg.m.internal_date))?;
         src_uids.push(msg.m.uid);

@@ -21,12 +21,19 @@ use std::sync::Arc;
 pub struct Store {
     pub maildir: Maildir,
     pub special: Arc<Vec<SpecialMailbox>>,
+    /// The user's quota (userdb `quota_rule` `*:` rules), checked by APPEND, COPY and MOVE
+    /// against `maildirsize` as Dovecot's quota plugin does.
+    pub quota: Option<pochta_mailstore::QuotaLimit>,
 }
 
 impl Store {
     /// Opens the user's Maildir: INBOX and the configured special-use mailboxes are created
     /// (and subscribed) when missing, as Dovecot's `auto = create/subscribe`. Blocking.
-    pub fn open(maildir: Maildir, special: Arc<Vec<SpecialMailbox>>) -> Result<Store, StoreError> {
+    pub fn open(
+        maildir: Maildir,
+        special: Arc<Vec<SpecialMailbox>>,
+        quota: Option<pochta_mailstore::QuotaLimit>,
+    ) -> Result<Store, StoreError> {
         maildir.create_if_missing()?;
         for m in special.iter().filter(|m| m.auto != "no") {
             if !maildir.folder_exists(&m.name) {
@@ -39,7 +46,11 @@ impl Store {
                 }
             }
         }
-        Ok(Store { maildir, special })
+        Ok(Store {
+            maildir,
+            special,
+            quota: quota.filter(|q| !q.is_unlimited()),
+        })
     }
 
     /// The special-use attribute of a mailbox, from the config.
