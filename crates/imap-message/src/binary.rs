@@ -87,18 +87,21 @@ pub(crate) fn body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), Bin
 
 /// Appends header and body of `part`, the header rewritten when the body gets decoded.
 pub(crate) fn whole(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), BinaryError> {
-    // Dovecot rewrites the header only of a part that has body data to decode.
+    // Dovecot rewrites the header of a part it decodes, except when a boundary cut the
+    // header short before any blank line (then nothing is decoded and it keeps the header).
+    let has_blank = part.fields_end == part.hdr_start
+        || raw.get(part.fields_end.wrapping_sub(1)) == Some(&b'\n');
     let decoded = part.kind == Kind::Leaf
         && cte(raw, part)? != Cte::Identity
-        && part.body_end > part.body_start;
+        && (part.body_end > part.body_start || has_blank);
     if decoded {
         for f in header::fields(raw, part.hdr_start..part.fields_end) {
             if !is_cte_field(raw, &f) {
                 push_crlf(out, raw, f.line);
             }
         }
-        out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n");
-        push_crlf(out, raw, part.fields_end..part.hdr_end.max(part.fields_end));
+        // Its own blank line; a line break that the boundary owns follows it.
+        out.extend_from_slice(b"Content-Transfer-Encoding: binary\r\n\r\n");
     } else {
         push_crlf(out, raw, part.header());
     }

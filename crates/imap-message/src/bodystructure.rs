@@ -13,6 +13,56 @@ const EMPTY_BODY: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL N
 const EMPTY_BODYSTRUCTURE: &[u8] =
     b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL)";
 
+/// Appends the structure of the whole message (without the outer parentheses). A plain
+/// 7-bit text/plain message gets Dovecot's canned form (lower-case type, only the us-ascii
+/// charset), whatever its Content-Type spelled.
+pub(crate) fn write_top(out: &mut Vec<u8>, raw: &[u8], root: &Part, extended: bool) {
+    if is_plain_7bit(root) {
+        out.extend_from_slice(b"\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" ");
+        out.extend_from_slice(crlf_len(raw, root.body()).to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(lines(raw, root.body()).to_string().as_bytes());
+        if extended {
+            out.extend_from_slice(b" NIL NIL NIL NIL");
+        }
+        return;
+    }
+    write(out, raw, root, extended);
+}
+
+/// Dovecot's message_part_data_is_plain_7bit: text/plain (or no Content-Type), no
+/// parameter but charset=us-ascii, 7bit, and no other Content-* header.
+fn is_plain_7bit(p: &Part) -> bool {
+    let c = &p.content;
+    if p.kind != Kind::Leaf || p.digest_default {
+        return false;
+    }
+    let text_plain = match &c.ctype {
+        None => true,
+        Some((ty, Some(sub))) => {
+            ty.eq_ignore_ascii_case(b"text") && sub.eq_ignore_ascii_case(b"plain")
+        }
+        Some(_) => false,
+    };
+    if !text_plain {
+        return false;
+    }
+    match c.params.as_slice() {
+        [] => {}
+        [(k, v)] if k.eq_ignore_ascii_case(b"charset") && v.eq_ignore_ascii_case(b"us-ascii") => {}
+        _ => return false,
+    }
+    c.id.is_none()
+        && c.description.is_none()
+        && c.cte
+            .as_deref()
+            .is_none_or(|e| e.eq_ignore_ascii_case(b"7bit"))
+        && c.md5.is_none()
+        && c.disposition.is_none()
+        && c.language.is_none()
+        && c.location.is_none()
+}
+
 /// Appends the structure of `part` (the top-level message's part has no surrounding
 /// parentheses of its own: the caller adds them, as `BODY (…)`).
 pub(crate) fn write(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {

@@ -129,7 +129,12 @@ fn qp_bytes(s: &[u8], out: &mut Vec<u8>) {
 
 /// Decodes `bytes` in `charset` to UTF-8 (lossy). Unknown or missing charset: UTF-8 lossy.
 pub(crate) fn to_utf8(bytes: &[u8], charset: Option<&[u8]>) -> String {
+    // US-ASCII is read as UTF-8 (as Dovecot does: mislabelled 8-bit text is usually UTF-8);
+    // WHATWG would map it to windows-1252.
+    let ascii = charset
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"us-ascii") || c.eq_ignore_ascii_case(b"ascii"));
     let enc = charset
+        .filter(|_| !ascii)
         .and_then(Encoding::for_label)
         .unwrap_or(encoding_rs::UTF_8);
     let (s, _, _) = enc.decode(bytes);

@@ -116,7 +116,7 @@ impl<'a> Message<'a> {
     pub fn body_structure(&self, extended: bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.push(b'(');
-        bodystructure::write(&mut out, self.raw, self.tree(), extended);
+        bodystructure::write_top(&mut out, self.raw, self.tree(), extended);
         out.push(b')');
         out
     }

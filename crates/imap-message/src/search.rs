@@ -93,7 +93,11 @@ pub(crate) fn body_contains(raw: &[u8], part: &Part, needle: &str, headers: bool
         }),
         Kind::Leaf => {
             let c = &part.content;
-            let texty = c.ctype.is_none() || c.is_type(b"text", None);
+            // No Content-Type means text/plain; a broken one ("text" alone) is not text.
+            let texty = match &c.ctype {
+                None => true,
+                Some((ty, sub)) => ty.eq_ignore_ascii_case(b"text") && sub.is_some(),
+            };
             if !texty {
                 return false;
             }

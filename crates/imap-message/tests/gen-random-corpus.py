@@ -6,7 +6,10 @@ encoding (some corrupt), nested multiparts and message/rfc822 with missing or ex
 boundaries, LF or CRLF line ends. tests/dovecot-golden.py then records Dovecot's answers for
 them like for the hand-written corpus.
 
-Usage: python3 crates/imap-message/tests/gen-random-corpus.py [COUNT]   (default 150)
+Usage: python3 crates/imap-message/tests/gen-random-corpus.py [COUNT [SEED [DIR]]]
+(defaults: 150, 20261123, tests/corpus). Another seed and directory give a fresh hold-out
+set: run dovecot-golden.py with POCHTA_GOLDEN_CORPUS/POCHTA_GOLDEN_OUT pointing there and
+the Rust test with POCHTA_GOLDEN_DIR (see dovecot_golden.rs).
 """
 import base64
 import os
@@ -169,7 +172,9 @@ def part(r, depth, top):
 
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 150
-    r = random.Random(20261123)
+    r = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 20261123)
+    out = sys.argv[3] if len(sys.argv) > 3 else CORPUS
+    os.makedirs(out, exist_ok=True)
     for i in range(count):
         h, body = part(r, 0, True)
         r.shuffle(h) if r.random() < 0.2 else None
@@ -177,9 +182,9 @@ def main():
         data = msg.encode("utf-8")
         if r.random() < 0.5:
             data = data.replace(b"\n", b"\r\n")
-        with open(os.path.join(CORPUS, "r%03d.eml" % i), "wb") as f:
+        with open(os.path.join(out, "r%03d.eml" % i), "wb") as f:
             f.write(data)
-    print(f"{count} random messages written to {CORPUS}")
+    print(f"{count} random messages written to {out}")
 
 
 if __name__ == "__main__":
