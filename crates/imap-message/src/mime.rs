@@ -443,7 +443,8 @@ mod tests {
 
     #[test]
     fn multipart() {
-        let raw = b"Content-Type: multipart/mixed; boundary=b\n\npre\n--b\n\none\n--b\nContent-Type: text/html\n\n<p>\n--b--\nepi\n";
+        let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=b\n\npre\n--b\n\none\n\
+            --b\nContent-Type: text/html\n\n<p>\n--b--\nepi\n";
         let t = parse_tree(raw);
         assert_eq!(t.kind, Kind::Multipart);
         assert_eq!(t.children.len(), 2);

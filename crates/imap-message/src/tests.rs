@@ -3,7 +3,8 @@
 
 use super::*;
 
-const SIMPLE: &[u8] = b"From: A <a@x.org>\nTo: b@y.org\nSubject: hi\nDate: Thu, 1 Jan 1970 00:00:00 +0000\nMessage-ID: <1@x>\n\nline1\nline2\n";
+const SIMPLE: &[u8] = b"From: A <a@x.org>\nTo: b@y.org\nSubject: hi\n\
+    Date: Thu, 1 Jan 1970 00:00:00 +0000\nMessage-ID: <1@x>\n\nline1\nline2\n";
 
 fn sec(part: &[u32], kind: SectionKind) -> Section {
     Section {
@@ -51,7 +52,9 @@ fn simple_message() {
 
 #[test]
 fn binary_decoding() {
-    let raw = b"Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n--x\nContent-Transfer-Encoding: x-uu\n\nzz\n--x--\n";
+    let raw: &[u8] = b"Content-Type: multipart/mixed; boundary=x\n\n\
+        --x\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n\
+        --x\nContent-Transfer-Encoding: x-uu\n\nzz\n--x--\n";
     let m = Message::parse(raw);
     assert_eq!(m.binary(&[1]), Ok(Some(b"hello".to_vec())));
     assert_eq!(m.binary_size(&[1]), Ok(Some(5)));

@@ -7,11 +7,13 @@ Usage (as root, Dovecot 2.3 installed):
 For every message in tests/corpus/*.eml (bytes exactly as a Maildir stores them: LF or CRLF)
 this starts a private Dovecot imap (own base_dir/state_dir/log_path, passwd-file user,
 loopback port; never the system instance; TZ=UTC), drops the files into the user's Maildir
-one by one (with distinct mtimes), and asks Dovecot for INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, and BODY[section],
+one by one (with distinct mtimes), and asks Dovecot for INTERNALDATE, RFC822.SIZE, ENVELOPE,
+BODY, BODYSTRUCTURE, and BODY[section],
 BINARY[section] and BINARY.SIZE[section] for every part number in the message (plus a few
 that do not exist) with each section text (full, MIME, HEADER, TEXT, HEADER.FIELDS,
 HEADER.FIELDS.NOT), and whether the message matches each of a list of SEARCH keys
-(BODY, TEXT, SUBJECT, FROM, HEADER, SENT*). The answers are written verbatim to tests/golden/<name>.golden as records
+(BODY, TEXT, SUBJECT, FROM, HEADER, SENT*). The answers are written verbatim to
+tests/golden/<name>.golden as records
 
     @@ <length> <fetch item as sent>\\n<the item's value exactly as Dovecot sent it>\\n
 
@@ -231,7 +233,8 @@ SEARCHES = [
     ("SENTON", "4-Jan-2023"), ("SENTBEFORE", "1-Jan-1971"), ("SENTON", "17-Jul-1996"),
     ("SENTON", "5-Jan-2023"), ("SENTON", "3-Jan-2023"), ("SENTON", "6-Jan-2023"),
     ("SENTON", "1-Jan-1970"), ("BODY", "résumé"), ("BODY", "JÜRGEN"), ("BODY", "hello world"),
-    ("BODY", "soft  break"), ("BODY", "ää"), ("SUBJECT", "rechnung für"), ("SUBJECT", "résumé"),
+    ("BODY", "soft  break"), ("BODY", "ää"), ("SUBJECT", "rechnung für"),
+    ("SUBJECT", "résumé"),
     ("TO", "jürgen"), ("FROM", "é"), ("HEADER Content-Language", "DE"),
 ]
 

@@ -22,7 +22,8 @@ CORPUS = os.path.join(HERE, "corpus")
 
 ADDRS = [
     "alice@example.org", "Bob <bob@example.net>", '"Doe, J." <jd@example.com>',
-    "=?utf-8?q?J=C3=BCrgen?= <j@example.de>", "Jörg Ü <joerg@example.de>", "undisclosed-recipients:;",
+    "=?utf-8?q?J=C3=BCrgen?= <j@example.de>", "Jörg Ü <joerg@example.de>",
+    "undisclosed-recipients:;",
     "team: a@x.y, b@x.y;", "c@d (Comment Name)", "<@r.example:routed@example.com>", "broken",
     '"quoted local"@example.com', "x@[10.0.0.1]", "", "a@b, , c@d", "Name <>", "<a@b",
 ]
