@@ -1,5 +1,5 @@
 //! pochta-imap-message: what IMAP needs to know about one stored message — ENVELOPE,
-//! BODY/BODYSTRUCTURE, BODY[section], BINARY[section], RFC822.SIZE and the SEARCH helpers —
+//! BODY/BODYSTRUCTURE, `BODY[section]`, `BINARY[section]`, RFC822.SIZE and the SEARCH helpers —
 //! rendered byte for byte as Dovecot 2.3 renders them where the RFCs leave a choice.
 //!
 //! - Trusts nothing: the message is whatever a sender wrote. Parsing is total (any bytes give
@@ -144,7 +144,7 @@ impl<'a> Message<'a> {
         Some(part)
     }
 
-    /// BODY[section] content (before <partial>), CRLF line ends; None = section does not
+    /// `BODY[section]` content (before `<partial>`), CRLF line ends; None = section does not
     /// exist (IMAP answers with an empty string / NIL as RFC 9051 says — the caller decides;
     /// Dovecot sends an empty literal `{0}`). Part numbers and HEADER/TEXT/MIME of parts follow
     /// Dovecot: `0` is the first part of a multipart, HEADER/TEXT exist only for
@@ -190,7 +190,7 @@ impl<'a> Message<'a> {
         Some(out)
     }
 
-    /// BINARY[part] (RFC 3516): content-transfer-decoded; Err(UnknownCte) → the caller
+    /// `BINARY[part]` (RFC 3516): content-transfer-decoded; Err(UnknownCte) → the caller
     /// answers NO [UNKNOWN-CTE]. `binary_size` = length of that. `Ok(None)`: no such part
     /// (Dovecot answers `{0}` and BINARY.SIZE 0). A multipart/message part (and `&[]`, the
     /// whole message) comes back rebuilt with its encoded parts decoded, as Dovecot does.
