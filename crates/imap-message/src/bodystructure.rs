@@ -102,7 +102,10 @@ fn write_multipart(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
 fn write_single(out: &mut Vec<u8>, raw: &[u8], part: &Part, extended: bool) {
     let c = &part.content;
     let text;
-    if part.kind == Kind::Message || part.digest_default {
+    if part.over_limit {
+        out.extend_from_slice(b"\"application\" \"octet-stream\"");
+        text = false;
+    } else if part.kind == Kind::Message || part.digest_default {
         out.extend_from_slice(b"\"message\" \"rfc822\"");
         text = false;
     } else {

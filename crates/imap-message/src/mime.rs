@@ -80,6 +80,9 @@ pub(crate) struct Part {
     pub kind: Kind,
     /// Set when the Content-Type was absent and the part sits in a multipart/digest.
     pub digest_default: bool,
+    /// A multipart or message/rfc822 nested deeper than Dovecot parses: kept as one leaf,
+    /// which Dovecot reports as application/octet-stream.
+    pub over_limit: bool,
     pub content: Content,
     pub children: Vec<Part>,
 }
@@ -95,6 +98,7 @@ impl Part {
             body_end: pos,
             kind: Kind::Leaf,
             digest_default: false,
+            over_limit: false,
             content: Content::default(),
             children: Vec::new(),
         }
@@ -239,6 +243,11 @@ pub(crate) fn parse_tree(raw: &[u8]) -> Part {
 impl Parser<'_> {
     /// Matches a line against the active boundaries (longest prefix wins, innermost first).
     fn boundary(&self, line: Line) -> Option<(usize, bool)> {
+        if self.parts >= MAX_PARTS {
+            // No more parts can be added: like Dovecot, stop looking for boundaries, so the
+            // current part runs to the end of the message.
+            return None;
+        }
         let content = self.raw.get(line.start..line.content_end)?;
         let data = content.strip_prefix(b"--")?;
         let mut best: Option<usize> = None;
@@ -326,9 +335,21 @@ impl Parser<'_> {
             body_end: body_start,
             kind: Kind::Leaf,
             digest_default,
+            over_limit: false,
             content,
             children: Vec::new(),
         };
+        // A part at depth 99 (the root is 0) can no longer contain parts (Dovecot's limit).
+        let too_deep = depth + 1 >= MAX_DEPTH;
+        let container = part.content.is_type(b"multipart", None)
+            || digest_default
+            || part.content.is_type(b"message", Some(b"rfc822"));
+        if container && too_deep {
+            part.over_limit = true;
+        }
+        if let Some(stop) = hdr_stop.filter(|_| part.over_limit) {
+            return (part, stop);
+        }
         if let Some(stop) = hdr_stop {
             // A boundary cut the header short: the part keeps its type, with no content.
             if part.content.is_type(b"multipart", None) {
@@ -340,7 +361,7 @@ impl Parser<'_> {
             }
             return (part, stop);
         }
-        let can_nest = depth < MAX_DEPTH && self.parts < MAX_PARTS;
+        let can_nest = !too_deep && self.parts < MAX_PARTS;
         let multipart = part.content.is_type(b"multipart", None);
         let boundary = if multipart {
             // Boundaries are at most 70 bytes (RFC 2046); absurdly long ones are ignored so
@@ -353,8 +374,8 @@ impl Parser<'_> {
             None
         };
         let is_message = digest_default || part.content.is_type(b"message", Some(b"rfc822"));
-        if multipart {
-            // Without a boundary (or too deep) it is still a multipart, one with no parts.
+        if multipart && !too_deep {
+            // Without a boundary it is still a multipart, one with no parts.
             part.kind = Kind::Multipart;
         }
         let stop = if let (Some(b), true) = (boundary, can_nest) {

@@ -93,10 +93,14 @@ pub(crate) fn body_contains(raw: &[u8], part: &Part, needle: &str, headers: bool
         }),
         Kind::Leaf => {
             let c = &part.content;
-            // No Content-Type means text/plain; a broken one ("text" alone) is not text.
+            // No Content-Type means text/plain; text/* and message/* leaves are text (Dovecot's
+            // message-search), a broken type ("text" alone) is not.
             let texty = match &c.ctype {
                 None => true,
-                Some((ty, sub)) => ty.eq_ignore_ascii_case(b"text") && sub.is_some(),
+                Some((ty, sub)) => {
+                    (ty.eq_ignore_ascii_case(b"text") || ty.eq_ignore_ascii_case(b"message"))
+                        && sub.is_some()
+                }
             };
             if !texty {
                 return false;

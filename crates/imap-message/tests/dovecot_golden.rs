@@ -298,7 +298,16 @@ fn identical_to_dovecot() {
         })
         .collect();
     names.sort();
-    assert!(names.len() >= 50, "corpus incomplete: {}", dir.display());
+    let minimum = if std::env::var_os("POCHTA_GOLDEN_DIR").is_some() {
+        1
+    } else {
+        200
+    };
+    assert!(
+        names.len() >= minimum,
+        "corpus incomplete: {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     let mut compared = 0;
     for name in &names {

@@ -213,3 +213,49 @@ fn envelope_does_not_parse_the_body() {
     });
     assert!(t < Duration::from_secs(5), "took {t:?}");
 }
+
+/// The nesting and part-count limits behave as Dovecot 2.3's: BODYSTRUCTURE of a 120-deep
+/// multipart and a 120-deep message/rfc822 equals what Dovecot answered (saved in
+/// tests/limits/, made from these same messages), and after 10,000 parts no more boundaries
+/// are recognised (Dovecot: 9,999 parts, the last one running to the end).
+#[test]
+fn nesting_and_part_limits_match_dovecot() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/limits");
+    let mut deep = String::from("MIME-Version: 1.0\nSubject: deep\n");
+    for i in 0..120 {
+        deep.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=l{i}\n\n--l{i}\n"
+        ));
+    }
+    deep.push_str("Content-Type: text/plain\n\ndeep text\n");
+    for i in (0..120).rev() {
+        deep.push_str(&format!("--l{i}--\n"));
+    }
+    let mut rfc = String::from("MIME-Version: 1.0\nSubject: deep\n");
+    for i in 0..120 {
+        rfc.push_str(&format!(
+            "Content-Type: message/rfc822\n\nSubject: level {i}\n"
+        ));
+    }
+    rfc.push_str("\nbody\n");
+    for (name, raw) in [("a-deep-multipart", deep), ("b-deep-rfc822", rfc)] {
+        let want = std::fs::read(format!("{dir}/{name}.bodystructure")).unwrap();
+        let got = Message::parse(raw.as_bytes()).body_structure(true);
+        assert!(got == want, "{name}: BODYSTRUCTURE differs from Dovecot's");
+    }
+    let mut many = String::from("MIME-Version: 1.0\nSubject: many\n");
+    many.push_str("Content-Type: multipart/mixed; boundary=m\n\n");
+    for i in 0..10_050 {
+        many.push_str(&format!("--m\n\n{i}\n"));
+    }
+    many.push_str("--m--\n");
+    let bs = Message::parse(many.as_bytes()).body_structure(false);
+    let bs = String::from_utf8(bs).unwrap();
+    assert_eq!(bs.matches("(\"text\" \"plain\"").count(), 9_999);
+    // Dovecot: the last part holds the rest, 726 bytes in 155 lines.
+    assert!(
+        bs.ends_with("\"7bit\" 726 155) \"mixed\")"),
+        "{}",
+        &bs[bs.len() - 200..]
+    );
+}
