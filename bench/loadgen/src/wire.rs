@@ -9,53 +9,67 @@ const MAX_LINE: usize = 64 * 1024;
 
 pub(crate) struct Wire<S> {
     stream: S,
+    /// Received bytes are `buf[start..end]`; `buf[end..]` is room for the next read. The
+    /// buffer is zeroed once when it grows, never per read (a 16 KiB memset per reply line
+    /// was a good part of the generator's CPU).
     buf: Vec<u8>,
     start: usize,
+    end: usize,
+    /// `buf[start..scanned]` has no LF (a partial line is not searched again).
+    scanned: usize,
     timeout: Duration,
 }
+
+/// Bytes asked for per read.
+const READ_SIZE: usize = 16 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub(crate) fn new(stream: S, timeout: Duration) -> Self {
         Wire {
             stream,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: vec![0; READ_SIZE],
             start: 0,
+            end: 0,
+            scanned: 0,
             timeout,
         }
+    }
+
+    /// Reads more after `end`, making room first; `Ok(false)` at EOF.
+    async fn fill(&mut self) -> Result<bool, String> {
+        if self.buf.len() - self.end < READ_SIZE / 2 {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.end, self.scanned) = (self.end - self.start, self.scanned - self.start);
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < READ_SIZE / 2 {
+                self.buf.resize(self.end + READ_SIZE, 0);
+            }
+        }
+        let read = tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf[self.end..]))
+            .await
+            .map_err(|_| format!("no reply within {:?}", self.timeout))?
+            .map_err(|e| format!("read: {e}"))?;
+        self.end += read;
+        Ok(read > 0)
     }
 
     /// The next line without its LF (a CR before it is kept: callers trim).
     pub(crate) async fn line(&mut self) -> Result<&[u8], String> {
         loop {
-            if let Some(i) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
-                let (from, to) = (self.start, self.start + i);
-                self.start = to + 1;
-                return Ok(&self.buf[from..to]);
+            let from = self.scanned.max(self.start);
+            if let Some(i) = self.buf[from..self.end].iter().position(|&b| b == b'\n') {
+                let (line_start, line_end) = (self.start, from + i);
+                self.start = line_end + 1;
+                self.scanned = self.start;
+                return Ok(&self.buf[line_start..line_end]);
             }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            if self.buf.len() > MAX_LINE {
+            self.scanned = self.end;
+            if self.end - self.start > MAX_LINE {
                 return Err(format!("server line longer than {MAX_LINE} bytes"));
             }
-            let old = self.buf.len();
-            self.buf.resize(old + 16 * 1024, 0);
-            let read =
-                tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf[old..])).await;
-            let n = match read {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    self.buf.truncate(old);
-                    return Err(format!("read: {e}"));
-                }
-                Err(_) => {
-                    self.buf.truncate(old);
-                    return Err(format!("no reply within {:?}", self.timeout));
-                }
-            };
-            self.buf.truncate(old + n);
-            if n == 0 {
+            if !self.fill().await? {
                 return Err("server closed the connection".into());
             }
         }
@@ -72,24 +86,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub(crate) async fn bytes(&mut self, n: usize) -> Result<usize, String> {
         let mut need = n;
         loop {
-            let have = self.buf.len() - self.start;
-            let take = have.min(need);
+            let take = (self.end - self.start).min(need);
             self.start += take;
+            self.scanned = self.scanned.max(self.start);
             need -= take;
             if need == 0 {
                 return Ok(n);
             }
-            self.buf.clear();
-            self.start = 0;
-            self.buf.resize(16 * 1024, 0);
-            let read = tokio::time::timeout(self.timeout, self.stream.read(&mut self.buf)).await;
-            let got = match read {
-                Ok(Ok(got)) => got,
-                Ok(Err(e)) => return Err(format!("read: {e}")),
-                Err(_) => return Err(format!("no data within {:?}", self.timeout)),
-            };
-            self.buf.truncate(got);
-            if got == 0 {
+            (self.start, self.end, self.scanned) = (0, 0, 0);
+            if !self.fill().await? {
                 return Err("server closed the connection".into());
             }
         }
@@ -100,5 +105,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
             .await
             .map_err(|_| format!("write blocked for {:?}", self.timeout))?
             .map_err(|e| format!("write: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn lines_literals_and_long_lines_across_reads() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, mut server) = tokio::io::duplex(1024);
+            let long = "x".repeat(40 * 1024);
+            let writer = tokio::spawn(async move {
+                let mut all = b"one\r\ntwo\n".to_vec();
+                all.extend_from_slice(b"12345");
+                all.extend_from_slice(long.as_bytes());
+                all.extend_from_slice(b"\r\nlast");
+                for c in all.chunks(700) {
+                    server.write_all(c).await.unwrap();
+                }
+            });
+            let mut w = Wire::new(client, Duration::from_secs(5));
+            assert_eq!(w.text().await.unwrap(), "one");
+            assert_eq!(w.line().await.unwrap(), b"two");
+            assert_eq!(w.bytes(5).await.unwrap(), 5);
+            assert_eq!(w.line().await.unwrap().len(), 40 * 1024 + 1);
+            writer.await.unwrap();
+            assert!(w.line().await.is_err(), "no LF before EOF");
+        });
     }
 }
