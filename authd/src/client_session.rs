@@ -1,7 +1,9 @@
 //! The auth-client socket: one connection from Postfix, Exim, Dovecot or a pochta daemon, many
 //! SASL exchanges on it, concurrently. Blocking work (passdb reads, password hashing) and the
 //! failure delay run in their own tasks; their outcomes come back to the connection loop through a
-//! channel, so one slow or failing exchange never holds up the others.
+//! channel, so one slow or failing exchange never holds up the others. A password stored in a
+//! one-hash scheme ({PLAIN}, SHA*, SSHA*, …) in an unchanged passwd-file is checked right here:
+//! a `stat`, a map lookup and a hash cost less than the trip to the blocking pool and back.
 
 use crate::sasl::{CramMd5, Failure, Login, Plain, Scram, Step};
 use crate::users::Verdict;
