@@ -117,6 +117,13 @@ fn parse_args(prog: &str, args: &[String]) -> Result<Opts, Fatal> {
         }
         match a {
             "-t" => o.extract = true,
+            "--config" => {
+                i += 1;
+                let v = args
+                    .get(i)
+                    .ok_or_else(|| usage("--config requires a path"))?;
+                o.config = Some(PathBuf::from(v));
+            }
             "-i" | "-oi" => o.dot_ends = false,
             "-bp" => o.mode = Mode::ListQueue,
             "-bs" => o.mode = Mode::Smtp,
