@@ -3,9 +3,9 @@
 //! (whitespace collapsed), Sender and Reply-To default to From, groups become
 //! `(NIL NIL "name" NIL)` … `(NIL NIL NIL NIL)`.
 
+use crate::address::{parse_addresses, Addr};
 use crate::header::{self, unfold};
 use crate::quote::{nstring, nstring_nolf, string_for_humans};
-use crate::rfc822::{parse_addresses, Addr};
 use std::ops::Range;
 
 const N: usize = 10;

@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 mod binary;
 mod bodystructure;
 mod crlf;

@@ -9,8 +9,10 @@
 //!   are not;
 //! - TEXT also searches every part's MIME header and the header of encapsulated messages
 //!   (message/rfc822, digest parts); BODY only their bodies;
-//! - header values are unfolded, RFC 2047-decoded, with runs of blanks collapsed.
+//! - header values are unfolded, RFC 2047-decoded, with runs of blanks collapsed; address
+//!   headers are matched in their parsed and rewritten form, as Dovecot does.
 
+use crate::address;
 use crate::binary::{self, Cte};
 use crate::decode;
 use crate::header;
@@ -53,9 +55,17 @@ fn collapse_blanks(s: &str) -> String {
     out
 }
 
-/// The decoded, whitespace-normalised value of a header field.
-fn field_text(raw: &[u8], f: &header::Field) -> String {
-    collapse_blanks(&decode::decode_2047(&header::unfold(&raw[f.value.clone()])))
+/// The decoded, whitespace-normalised value of a header field; with `addresses` (SEARCH
+/// HEADER/FROM/TO…, not TEXT) address headers in Dovecot's rewritten form (see
+/// `address::rewrite_for_search`).
+fn field_text(raw: &[u8], f: &header::Field, addresses: bool) -> String {
+    let value = header::unfold(&raw[f.value.clone()]);
+    let value = if addresses && address::is_address_header(&raw[f.name.clone()]) {
+        address::rewrite_for_search(&value)
+    } else {
+        value
+    };
+    collapse_blanks(&decode::decode_2047(&value))
 }
 
 fn contains_folded(hay: &str, folded_needle: &str) -> bool {
@@ -65,7 +75,7 @@ fn contains_folded(hay: &str, folded_needle: &str) -> bool {
 pub(crate) fn header_values(raw: &[u8], hdr: Range<usize>, name: &str) -> Vec<String> {
     header::fields(raw, hdr)
         .filter(|f| raw[f.name.clone()].eq_ignore_ascii_case(name.as_bytes()))
-        .map(|f| field_text(raw, &f))
+        .map(|f| field_text(raw, &f, true))
         .collect()
 }
 
@@ -73,7 +83,7 @@ pub(crate) fn header_contains(raw: &[u8], hdr: Range<usize>, needle: &str) -> bo
     header::fields(raw, hdr).any(|f| {
         let mut s = String::from_utf8_lossy(&raw[f.name.clone()]).into_owned();
         s.push_str(": ");
-        s.push_str(&field_text(raw, &f));
+        s.push_str(&field_text(raw, &f, false));
         contains_folded(&s, needle)
     })
 }
