@@ -54,15 +54,16 @@ async fn ok(w: &mut Wire<TcpStream>, what: &str) -> Result<String, String> {
 /// Reads a multi-line body up to ".", returns its size in octets (dot-unstuffed, CRLF kept).
 async fn multiline(w: &mut Wire<TcpStream>) -> Result<u64, String> {
     let mut n = 0u64;
-    loop {
-        let l = w.line().await?;
+    w.each_line(|l| {
         let l = l.strip_suffix(b"\r").unwrap_or(l);
         if l == b"." {
-            return Ok(n);
+            return Some(n);
         }
         let unstuffed = if l.starts_with(b"..") { &l[1..] } else { l };
         n += unstuffed.len() as u64 + 2;
-    }
+        None
+    })
+    .await
 }
 
 async fn session(opts: &Options, user: &str, pass: &str, out: &mut Outcome) -> Result<(), String> {

@@ -59,11 +59,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     pub(crate) async fn line(&mut self) -> Result<&[u8], String> {
         loop {
             let from = self.scanned.max(self.start);
-            if let Some(i) = self.buf[from..self.end].iter().position(|&b| b == b'\n') {
+            if let Some(i) = find_lf(&self.buf[from..self.end]) {
                 let (line_start, line_end) = (self.start, from + i);
                 self.start = line_end + 1;
                 self.scanned = self.start;
                 return Ok(&self.buf[line_start..line_end]);
+            }
+            self.scanned = self.end;
+            if self.end - self.start > MAX_LINE {
+                return Err(format!("server line longer than {MAX_LINE} bytes"));
+            }
+            if !self.fill().await? {
+                return Err("server closed the connection".into());
+            }
+        }
+    }
+
+    /// Hands every following line (without its LF) to `f` until it returns `Some`, without an
+    /// await per line: a POP3 body or an IMAP listing is many short lines, and the generator's
+    /// own CPU is part of the measured loop.
+    pub(crate) async fn each_line<T>(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Option<T>,
+    ) -> Result<T, String> {
+        loop {
+            let mut from = self.scanned.max(self.start);
+            while let Some(i) = find_lf(&self.buf[from..self.end]) {
+                let (line_start, line_end) = (self.start, from + i);
+                self.start = line_end + 1;
+                self.scanned = self.start;
+                if let Some(t) = f(&self.buf[line_start..line_end]) {
+                    return Ok(t);
+                }
+                from = self.start;
             }
             self.scanned = self.end;
             if self.end - self.start > MAX_LINE {
@@ -108,6 +136,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
     }
 }
 
+/// Position of the first LF, 8 bytes per step (SWAR: an LF byte is zero after the XOR; the
+/// zero-byte test flags the first zero exactly).
+fn find_lf(data: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    for chunk in data.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (LO * u64::from(b'\n'));
+        let hits = x.wrapping_sub(LO) & !x & HI;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    data[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +162,58 @@ mod tests {
 
     #[test]
     fn lines_literals_and_long_lines_across_reads() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, mut server) = tokio::io::duplex(1024);
+            let long = "x".repeat(40 * 1024);
+            tokio::spawn(async move {
+                let mut all = b"one\r\ntwo\n".to_vec();
+                all.extend_from_slice(b"12345");
+                all.extend_from_slice(long.as_bytes());
+                all.extend_from_slice(b"\r\nlast");
+                for c in all.chunks(700) {
+                    server.write_all(c).await.unwrap();
+                }
+            });
+            let mut w = Wire::new(client, Duration::from_secs(5));
+            assert_eq!(w.text().await.unwrap(), "one");
+            assert_eq!(w.line().await.unwrap(), b"two");
+            assert_eq!(w.bytes(5).await.unwrap(), 5);
+            let mut seen = 0;
+            let n = w
+                .each_line(|l| {
+                    seen += 1;
+                    Some(l.len())
+                })
+                .await
+                .unwrap();
+            assert_eq!((seen, n), (1, 40 * 1024 + 1));
+            assert!(w.line().await.is_err(), "no LF before EOF");
+        });
+    }
+
+    #[test]
+    fn find_lf_is_exact() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut v: Vec<u8> = (0..len).map(|i| [0, 1, 9, 11, 0x8a, 0xff][i % 6]).collect();
+                if at < len {
+                    v[at] = b'\n';
+                    if at + 1 < len {
+                        v[at + 1] = b'\n';
+                    }
+                }
+                let want = v.iter().position(|&b| b == b'\n');
+                assert_eq!(find_lf(&v), want, "{v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_until_eof() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
