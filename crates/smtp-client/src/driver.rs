@@ -140,6 +140,7 @@ fn while_text(s: Stage) -> &'static str {
         Stage::Connect => "connecting",
         Stage::Greeting => "receiving the initial server greeting",
         Stage::Helo => "performing the EHLO/LHLO handshake",
+        Stage::StartTls => "performing the STARTTLS handshake",
         Stage::Mail => "sending MAIL FROM",
         Stage::Rcpt => "sending RCPT TO",
         Stage::Data => "sending DATA",
@@ -321,6 +322,12 @@ impl Connection {
                     }
                 }
                 Step::Failed(e) => return Err(self.fail(ClientError::Session(e))),
+                // This driver never asks for STARTTLS (the TLS layer comes with outbound
+                // delivery); a session saying so is a bug, not a server's doing.
+                Step::StartTls | Step::TlsRefused(_) => {
+                    let e = SessionError::Misuse("STARTTLS step without a TLS layer");
+                    return Err(self.fail(ClientError::Session(e)));
+                }
                 Step::Closed => {
                     self.usable = false;
                     return Ok(Step::Closed);

@@ -52,6 +52,7 @@ pub enum Stage {
     Connect,
     Greeting,
     Helo,
+    StartTls,
     Mail,
     Rcpt,
     Data,
@@ -67,6 +68,7 @@ impl Stage {
             Stage::Connect => "connect",
             Stage::Greeting => "initial server greeting",
             Stage::Helo => "EHLO/LHLO",
+            Stage::StartTls => "STARTTLS",
             Stage::Mail => "MAIL FROM",
             Stage::Rcpt => "RCPT TO",
             Stage::Data => "DATA",
@@ -126,6 +128,12 @@ pub enum Step {
     Done(Vec<RcptOutcome>),
     /// The session is over (QUIT answered, or 421).
     Closed,
+    /// The server answered STARTTLS with 220: run the TLS handshake on the connection, then
+    /// call [`ClientSession::tls_established`] (until then `step` keeps saying this).
+    StartTls,
+    /// The server refused STARTTLS; the session is `Ready` in plaintext again (the caller's
+    /// TLS policy decides whether to go on).
+    TlsRefused(Reply),
     /// The session failed; the connection must be dropped.
     Failed(SessionError),
 }
@@ -135,6 +143,7 @@ enum Expect {
     Greeting,
     Ehlo,
     Helo,
+    StartTls,
     Mail,
     Rcpt(usize),
     Data,
@@ -151,6 +160,8 @@ enum Phase {
     Open,
     Ready,
     Txn,
+    /// STARTTLS accepted: waiting for the driver's handshake.
+    Tls,
     Closed,
     Failed,
 }
@@ -184,6 +195,7 @@ pub struct ClientSession {
     closing: bool,
     error: Option<SessionError>,
     stage: Stage,
+    tls_refused: Option<Reply>,
 }
 
 impl ClientSession {
@@ -201,6 +213,7 @@ impl ClientSession {
             closing: false,
             error: None,
             stage: Stage::Greeting,
+            tls_refused: None,
         }
     }
 
@@ -281,6 +294,45 @@ impl ClientSession {
         Ok(())
     }
 
+    /// Asks for TLS (RFC 3207); only when `Ready` and the server offered STARTTLS. `step`
+    /// then writes the command and says `StartTls` or `TlsRefused`.
+    pub fn starttls(&mut self) -> Result<(), SessionError> {
+        if self.phase != Phase::Ready || !self.caps.starttls {
+            return Err(SessionError::Misuse(
+                "STARTTLS outside Ready or not offered",
+            ));
+        }
+        self.out.extend_from_slice(b"STARTTLS\r\n");
+        self.expect.push_back(Expect::StartTls);
+        self.stage = Stage::StartTls;
+        self.phase = Phase::Open;
+        Ok(())
+    }
+
+    /// The TLS handshake succeeded: everything learnt before it is forgotten (RFC 3207 §4.2)
+    /// and EHLO/LHLO is sent again; `step` says `Ready` once it is answered.
+    pub fn tls_established(&mut self) -> Result<(), SessionError> {
+        if self.phase != Phase::Tls {
+            return Err(SessionError::Misuse("tls_established without STARTTLS"));
+        }
+        self.caps = Capabilities::default();
+        self.parser = ReplyParser::new();
+        self.send_hello();
+        self.phase = Phase::Open;
+        Ok(())
+    }
+
+    fn send_hello(&mut self) {
+        let verb = match self.cfg.protocol {
+            Protocol::Smtp => "EHLO",
+            Protocol::Lmtp => "LHLO",
+        };
+        self.out
+            .extend_from_slice(format!("{verb} {}\r\n", self.cfg.helo_name).as_bytes());
+        self.expect.push_back(Expect::Ehlo);
+        self.stage = Stage::Helo;
+    }
+
     /// Ends the session politely; `step` then writes QUIT and waits for its reply.
     pub fn quit(&mut self) {
         if self.phase == Phase::Ready {
@@ -304,8 +356,12 @@ impl ClientSession {
             if let Some(d) = self.done.take() {
                 return Step::Done(d);
             }
+            if let Some(r) = self.tls_refused.take() {
+                return Step::TlsRefused(r);
+            }
             match self.phase {
                 Phase::Closed => return Step::Closed,
+                Phase::Tls => return Step::StartTls,
                 Phase::Failed => return Step::Failed(SessionError::Misuse("session failed")),
                 Phase::Ready if self.expect.is_empty() => return Step::Ready,
                 _ => {}
@@ -342,14 +398,7 @@ impl ClientSession {
                     self.error = Some(SessionError::Rejected(Stage::Greeting, r));
                     return;
                 }
-                let verb = match self.cfg.protocol {
-                    Protocol::Smtp => "EHLO",
-                    Protocol::Lmtp => "LHLO",
-                };
-                self.out
-                    .extend_from_slice(format!("{verb} {}\r\n", self.cfg.helo_name).as_bytes());
-                self.expect.push_back(Expect::Ehlo);
-                self.stage = Stage::Helo;
+                self.send_hello();
             }
             Expect::Ehlo => {
                 if r.is_positive() {
@@ -373,6 +422,20 @@ impl ClientSession {
             }
             Expect::Quit => {
                 self.phase = Phase::Closed;
+            }
+            Expect::StartTls => {
+                if r.code() == 220 {
+                    if self.parser.has_buffered() {
+                        // Bytes after the 220 would be read as if they came over TLS: the
+                        // client side of the STARTTLS injection (CVE-2011-0411) — refuse.
+                        self.error = Some(SessionError::Unexpected(r));
+                    } else {
+                        self.phase = Phase::Tls;
+                    }
+                } else {
+                    self.phase = Phase::Ready;
+                    self.tls_refused = Some(r);
+                }
             }
             Expect::Rset => {
                 self.stage = Stage::Rset;

@@ -213,3 +213,42 @@ fn garbage_reply_fails() {
         Step::Failed(SessionError::Reply(_))
     ));
 }
+
+#[test]
+fn starttls_then_fresh_ehlo() {
+    let mut s = ready(Protocol::Smtp, "250-h\r\n250-STARTTLS\r\n250 SIZE 10\r\n");
+    s.starttls().unwrap();
+    assert_eq!(run(&mut s).0, "STARTTLS\r\n");
+    s.feed(b"220 go ahead\r\n");
+    assert!(matches!(run(&mut s).1, Step::StartTls));
+    assert!(matches!(run(&mut s).1, Step::StartTls));
+    assert!(s.start_transaction(&env(&["b@y"]), b"x").is_err());
+    s.tls_established().unwrap();
+    assert_eq!(run(&mut s).0, "EHLO client.test\r\n");
+    assert_eq!(s.capabilities().size, None, "pre-TLS capabilities kept");
+    s.feed(b"250-h\r\n250 PIPELINING\r\n");
+    assert!(matches!(run(&mut s).1, Step::Ready));
+    assert!(s.capabilities().pipelining && !s.capabilities().starttls);
+}
+
+#[test]
+fn starttls_refused_or_injected() {
+    let mut s = ready(Protocol::Smtp, "250-h\r\n250 STARTTLS\r\n");
+    s.starttls().unwrap();
+    run(&mut s);
+    s.feed(b"454 4.7.0 TLS not available\r\n");
+    assert!(matches!(run(&mut s).1, Step::TlsRefused(r) if r.code() == 454));
+    assert!(matches!(run(&mut s).1, Step::Ready));
+
+    let mut s = ready(Protocol::Smtp, "250-h\r\n250 STARTTLS\r\n");
+    s.starttls().unwrap();
+    run(&mut s);
+    s.feed(b"220 go ahead\r\n250 injected\r\n");
+    assert!(matches!(
+        run(&mut s).1,
+        Step::Failed(SessionError::Unexpected(_))
+    ));
+
+    let mut s = ready(Protocol::Smtp, "250 h\r\n");
+    assert!(s.starttls().is_err(), "STARTTLS not offered");
+}

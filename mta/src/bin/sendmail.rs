@@ -650,6 +650,10 @@ fn submit(socket: &Path, host: &str, env: &Envelope, content: &[u8]) -> Result<(
                 return Err(Fatal(EX_TEMPFAIL, format!("mail system said: {r}")))
             }
             Step::Failed(e) => return Err(Fatal(EX_UNAVAILABLE, e.to_string())),
+            // Never asked for on the local socket.
+            Step::StartTls | Step::TlsRefused(_) => {
+                return Err(Fatal(EX_SOFTWARE, "unexpected STARTTLS step".into()))
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A client session (LMTP when the first byte is even) fed arbitrary server bytes: no panic,
-//! and it never writes anything but commands and the message it was given.
+//! and it never writes anything but commands and the message it was given; STARTTLS is
+//! tried once when offered (the TLS layer itself is assumed to succeed).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         smtputf8: false,
     };
     let mut written = 0usize;
+    let mut tls_tried = false;
     for chunk in data.chunks(7) {
         s.feed(chunk);
         for _ in 0..64 {
@@ -37,8 +39,17 @@ fuzz_target!(|data: &[u8]| {
                     assert!(written < 100_000);
                 }
                 Step::Ready => {
-                    let _ = s.start_transaction(&env, b"Subject: x\r\n\r\n.body\r\n");
+                    if s.capabilities().starttls && !tls_tried {
+                        tls_tried = true;
+                        let _ = s.starttls();
+                    } else {
+                        let _ = s.start_transaction(&env, b"Subject: x\r\n\r\n.body\r\n");
+                    }
                 }
+                Step::StartTls => {
+                    let _ = s.tls_established();
+                }
+                Step::TlsRefused(_) => {}
                 Step::Done(o) => assert_eq!(o.len(), 2),
                 Step::NeedInput | Step::Closed | Step::Failed(_) => break,
             }
