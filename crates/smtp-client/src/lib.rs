@@ -4,14 +4,15 @@
 //! Sans-I/O core ([`ClientSession`]): reply framing with hard limits ([`ReplyParser`]),
 //! EHLO/LHLO capabilities, transactions with PIPELINING, SIZE, 8BITMIME/BINARYMIME, SMTPUTF8,
 //! DSN parameters, DATA with canonical CRLF and dot-stuffing or BDAT (CHUNKING), per-recipient
-//! LMTP replies, RSET/QUIT. The async driver ([`Connection`]) adds sockets (UNIX or TCP),
-//! timeouts and connection reuse; its stream is boxed so STARTTLS can wrap it later.
+//! LMTP replies, RSET/QUIT, STARTTLS (the session side; the driver runs the handshake). The
+//! async driver ([`Connection`]) adds sockets (UNIX or TCP), timeouts and connection reuse;
+//! its stream is boxed so a TLS layer can wrap it (outbound delivery).
 //!
 //! Trust: nothing the server sends — replies are parsed with line and line-count limits and a
 //! malformed one fails the connection. Runs as its caller's user.
 //!
 //! RFCs: 5321 (SMTP), 2033 (LMTP), 2920 (PIPELINING), 1870 (SIZE), 6152 (8BITMIME), 3030
-//! (CHUNKING), 6531 (SMTPUTF8), 3461 (DSN), 3463 (enhanced status codes).
+//! (CHUNKING), 6531 (SMTPUTF8), 3461 (DSN), 3463 (enhanced status codes), 3207 (STARTTLS).
 //!
 //! Dependencies: tokio (the driver only), pochta-smtp for the DSN/BODY parameter types.
 
