@@ -164,9 +164,12 @@ impl P<'_> {
                 }
                 self.pos += 1;
                 v.push(b'.');
-                let r = self.skip_lwsp();
-                if r <= 0 {
-                    break r;
+                // A blank after the dot ends the local part ("J. Doe" is two words).
+                if matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n' | b'(')) {
+                    break self.skip_lwsp();
+                }
+                if self.peek().is_none() {
+                    break 0;
                 }
             },
             _ => return -1,
@@ -345,6 +348,16 @@ impl P<'_> {
             let lone = self.addr.domain.is_none() && self.addr.name.is_none();
             if r >= 0 && lone && self.s.get(start) == Some(&b'"') {
                 self.addr.name = self.addr.mailbox.take();
+            }
+            // More words after a local part without "@": the words are a display name with
+            // no address (Dovecot 2.3).
+            let more_words = self.peek().is_some_and(|b| is_atext(b) || b == b'"');
+            if r > 0 && self.addr.domain.is_none() && more_words {
+                self.pos = start;
+                self.addr = Addr::default();
+                let mut name = Vec::new();
+                r = self.phrase(&mut name);
+                self.addr.name = (!name.is_empty()).then_some(name);
             }
         }
         self.push_fixed();

@@ -15,6 +15,7 @@ r = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 4242)
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "corpus")
 COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 80
+os.makedirs(OUT, exist_ok=True)
 atoms = ["a", "bob", "john.doe", "x_y", "Ünï", "=?utf-8?q?J=C3=BCrgen?=", "o'neil", "a+b", ""]
 domains = ["example.com", "x.y", "[10.0.0.1]", "sub.example.org", "", "b.", ".c", "exa mple.com"]
 QUOTED = ["Doe, J.", "a\\\"b", "tab\there", "", " sp ", "Ü x", "\\\\"]
