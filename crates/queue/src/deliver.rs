@@ -128,18 +128,29 @@ async fn finish(
     let dir = ctx.dir.clone();
     let tid = id.clone();
     let changes = changes.to_vec();
+    // Ok(true): the file is gone.
     let res = tokio::task::spawn_blocking(move || {
         if all_delivered {
-            spool::remove(&dir, &tid)
-        } else if changes.is_empty() {
-            Ok(())
+            match spool::remove(&dir, &tid) {
+                Ok(()) => return Ok(true),
+                // Could not unlink: record the results instead, so a restart does not deliver
+                // again (it removes a file whose recipients are all done).
+                Err(e) => tracing::error!("{tid}: {e}"),
+            }
+        }
+        if changes.is_empty() {
+            Ok(false)
         } else {
-            spool::append_states(&dir, &tid, &changes)
+            spool::append_states(&dir, &tid, &changes).map(|()| false)
         }
     })
     .await;
     match res {
-        Ok(Ok(())) => {}
+        Ok(Ok(true)) => {
+            tracing::info!("{id}: removed");
+            return None;
+        }
+        Ok(Ok(false)) => {}
         Ok(Err(QueueError::NotFound(_))) => return None,
         Ok(Err(e)) => {
             // Results not recorded: the next attempt repeats them (possible duplicates, no loss).
@@ -148,8 +159,8 @@ async fn finish(
         Err(e) => tracing::error!("{id}: status task failed: {e}"),
     }
     if all_delivered {
-        tracing::info!("{id}: removed");
-        return None;
+        // Delivered everywhere but still on disk: retried later only to be removed.
+        return Some(now_ms() + ctx.cfg.minimal_backoff.0.as_millis() as u64);
     }
     states
         .iter()
