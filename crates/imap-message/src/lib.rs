@@ -24,6 +24,7 @@
 mod address;
 mod binary;
 mod bodystructure;
+mod casemap;
 mod crlf;
 mod date;
 mod decode;
@@ -230,6 +231,17 @@ impl<'a> Message<'a> {
     /// HEADER/FROM/TO/…
     pub fn header_values(&self, name: &str) -> Vec<String> {
         search::header_values(self.raw, 0..self.fields_end, name)
+    }
+
+    /// SEARCH HEADER/FROM/TO/CC/BCC/SUBJECT: whether a `name` field contains `needle`,
+    /// compared the way [`Message::body_contains`] compares (an empty needle matches any
+    /// message that has the field). Addition to the contract: the same as matching
+    /// [`Message::header_values`] with Dovecot's case folding.
+    pub fn header_contains(&self, name: &str, needle: &str) -> bool {
+        let n = search::fold(needle);
+        self.header_values(name)
+            .iter()
+            .any(|v| search::fold(v).contains(&n))
     }
 
     /// Date: header parsed (for SENTBEFORE/SENTON/SENTSINCE), seconds since epoch + tz

@@ -236,7 +236,10 @@ SEARCHES = [
     ("SENTON", "1-Jan-1970"), ("BODY", "résumé"), ("BODY", "JÜRGEN"), ("BODY", "hello world"),
     ("BODY", "soft  break"), ("BODY", "ää"), ("SUBJECT", "rechnung für"),
     ("SUBJECT", "résumé"),
-    ("TO", "jürgen"), ("FROM", "é"), ("HEADER Content-Language", "DE"),
+    ("TO", "jürgen"), ("FROM", "é"), ("HEADER Content-Language", "DE"), ("BODY", "cafe"),
+    ("BODY", "CAFÉ"), ("BODY", "crème"), ("BODY", "creme"), ("BODY", "file"), ("BODY", "ﬁle"),
+    ("BODY", "å"), ("BODY", "Å"), ("BODY", "Ё"), ("BODY", "е"), ("BODY", "ẾX"), ("BODY", "e"),
+    ("SUBJECT", "cafe"), ("SUBJECT", "CAFÉ"),
 ]
 
 

@@ -114,10 +114,6 @@ fn show(b: &[u8]) -> String {
 }
 
 /// Compares one record; returns a description of the difference.
-fn lower(s: &str) -> String {
-    s.chars().flat_map(char::to_lowercase).collect()
-}
-
 /// Days since 1970-01-01 of `d-Mon-yyyy`.
 fn day_number(s: &str) -> i64 {
     let mut it = s.split('-');
@@ -163,9 +159,7 @@ fn search(m: &Message<'_>, spec: &str) -> bool {
             } else {
                 (key, arg)
             };
-            m.header_values(field)
-                .iter()
-                .any(|v| lower(v).contains(&lower(needle)))
+            m.header_contains(field, needle)
         }
     }
 }
