@@ -12,6 +12,7 @@ mod ctx;
 mod machine;
 mod measure;
 mod peers;
+mod pochta_mta;
 mod postfix;
 mod procs;
 mod row_auth;
@@ -43,7 +44,7 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "smtp",
-        &["mta"],
+        &["mta", "authd"],
         "SMTP acceptance (smtp-source -s 20 -m 20000 -l 4096)",
     ),
     (
@@ -178,6 +179,8 @@ fn run(cli: Cli) -> Result<(), String> {
             "auth" => row_auth::run(&ctx)?,
             "lmtp" => row_lmtp::run(&ctx)?,
             "pop3" => row_pop3::run(&ctx)?,
+            "smtp" => row_smtp::run(&ctx)?,
+            "e2e" => row_e2e::run(&ctx)?,
             _ => {
                 let msg = format!(
                     "{row}: skipped: pochta-{} is built but the harness has no {row} row yet",
