@@ -77,6 +77,7 @@ fn exercise(raw: &[u8]) {
     }
     let _ = m.binary(&[]);
     let _ = m.header_values("Subject");
+    let _ = m.header_contains("to", "Ünï");
     let _ = m.sent_date();
     let _ = m.body_contains("ß");
     let _ = m.text_contains("x");

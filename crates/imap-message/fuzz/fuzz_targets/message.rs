@@ -52,6 +52,7 @@ fuzz_target!(|raw: &[u8]| {
         }
     }
     let _ = m.header_values("subject");
+    let _ = m.header_contains("From", "é");
     let _ = m.sent_date();
     let _ = m.body_contains("Straße");
     let _ = m.text_contains("x");
