@@ -81,6 +81,14 @@ const SYSTEM: [(SystemFlag, &str); 5] = [
     (SystemFlag::Draft, "\\Draft"),
 ];
 
+/// Drops what IMAP never uses (the POP3 UIDL string) from a listed message: the view holds
+/// one per message for the whole session.
+fn compact(mut m: Message) -> Message {
+    m.pop3_uidl = String::new();
+    m.file_name.shrink_to_fit();
+    m
+}
+
 /// The flag list of a message as IMAP shows it.
 pub(crate) fn flag_names(m: &Message, recent: bool, rev2: bool) -> Vec<String> {
     let mut v: Vec<String> = SYSTEM
@@ -129,7 +137,7 @@ impl Selected {
             .into_iter()
             .map(|m| Msg {
                 recent: m.recent,
-                m,
+                m: compact(m),
                 gone: false,
             })
             .collect();
@@ -214,8 +222,11 @@ impl Selected {
             move_new_to_cur: !self.read_only,
         })?;
         self.stamp = Some(before);
-        let mut now: HashMap<u32, Message> =
-            state.messages.into_iter().map(|m| (m.uid, m)).collect();
+        let mut now: HashMap<u32, Message> = state
+            .messages
+            .into_iter()
+            .map(|m| (m.uid, compact(m)))
+            .collect();
         // new keywords first, so that FETCH FLAGS never names an unannounced one
         let before = self.keywords.len();
         for m in now.values() {
