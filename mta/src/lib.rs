@@ -117,11 +117,10 @@ impl Mta {
             .map_err(|e| format!("queue.dir {}: {e}", cfg.queue.dir.display()))?;
         let stop = CancellationToken::new();
         // The runner lives as long as the daemon; its handle is not needed.
-        drop(spawn_runner(
-            spool.clone(),
-            cfg.delivery.clone(),
-            stop.clone(),
-        ));
+        // Local domains go to LMTP; the rest waits for outbound delivery (never LMTP).
+        let mut delivery = cfg.delivery.clone();
+        delivery.local_domains = Some(cfg.smtpd.local_domains.clone());
+        drop(spawn_runner(spool.clone(), delivery, stop.clone()));
         Ok(Mta {
             settings: RwLock::new(Arc::new(Settings::new(&cfg, None))),
             spool,

@@ -1116,9 +1116,11 @@ fn temporary_failures() {
     // A queue that cannot be written: 451 after DATA, never 250. The trusted local socket
     // needs no userdb for a remote recipient.
     use std::os::unix::fs::PermissionsExt;
-    let tmp = st.spool.join("tmp");
-    assert!(tmp.is_dir(), "no tmp/ in the spool");
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Queue files are written in place in queue/ (see pochta-queue's spool).
+    let queue = st.spool.join("queue");
+    assert!(queue.is_dir(), "no queue/ in the spool");
+    let mode = std::fs::metadata(&queue).unwrap().permissions().mode();
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o000)).unwrap();
     let script = format!(
         "S: 220 *\nC: HELO localhost\nS: 250 {HOST}\n\
          C: MAIL FROM:<root@{HOST}>\nS: 250 2.1.0 Ok\n\
@@ -1127,7 +1129,7 @@ fn temporary_failures() {
          S: 451 4.3.0 Error: queue file write error\nC: QUIT\nS: 221 2.0.0 Bye\n"
     );
     replay(Client::unix(&st.local), &script);
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(mode)).unwrap();
     st.wait_log("queue file write error");
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
 }

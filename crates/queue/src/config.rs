@@ -33,6 +33,11 @@ impl Default for QueueConfig {
 pub struct DeliveryConfig {
     /// `unix:/run/pochta/lmtp` or `inet:127.0.0.1:24` (pochta-mda-lmtp or Dovecot LMTP).
     pub lmtp: LmtpEndpoint,
+    /// Domains whose recipients go to `lmtp`; others wait for outbound delivery. Not a key of
+    /// `[delivery]`: the mta sets it from `[smtpd] local_domains` (one list, one meaning).
+    /// `None`: every recipient is local.
+    #[serde(skip)]
+    pub local_domains: Option<Vec<String>>,
     /// Our name in LHLO (default: the system host name).
     pub helo_name: Option<String>,
     /// Deliveries in flight at once (Postfix: default_destination_concurrency_limit = 20).
@@ -60,6 +65,7 @@ impl Default for DeliveryConfig {
     fn default() -> DeliveryConfig {
         DeliveryConfig {
             lmtp: LmtpEndpoint(Endpoint::Unix(PathBuf::from("/run/pochta/lmtp"))),
+            local_domains: None,
             helo_name: None,
             concurrency: 20,
             connection_reuse_limit: 100,

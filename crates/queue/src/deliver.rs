@@ -23,11 +23,26 @@ pub(crate) struct Ctx {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     Lmtp,
+    /// Another domain: SMTP to its MX, which the outbound work adds. Until then such
+    /// recipients stay deferred (kept, retried, reported in mailq), never handed to LMTP.
+    Remote,
 }
 
-/// The routing hook: every recipient is local for now.
-pub(crate) fn route(_rcpt: &StoredRecipient) -> Route {
-    Route::Lmtp
+/// Why a remote recipient is deferred while outbound delivery does not exist.
+const NO_REMOTE: &str = "delivery to other domains is not available yet (pochta-mta has no \
+                         outbound SMTP); kept in the queue";
+
+/// The routing hook: recipients in `local_domains` (all when the list is not set) go to LMTP.
+pub(crate) fn route(cfg: &DeliveryConfig, rcpt: &StoredRecipient) -> Route {
+    let Some(locals) = &cfg.local_domains else {
+        return Route::Lmtp;
+    };
+    let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
+    if locals.iter().any(|l| l.eq_ignore_ascii_case(domain)) {
+        Route::Lmtp
+    } else {
+        Route::Remote
+    }
 }
 
 /// Result of one recipient in this attempt.
@@ -62,12 +77,27 @@ pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Optio
     if open.is_empty() {
         return finish(&ctx, &id, &parsed, &[]).await;
     }
-    // Every open recipient routes to LMTP today; other routes come with outbound delivery.
-    let lmtp: Vec<usize> = open
+    let (lmtp, remote): (Vec<usize>, Vec<usize>) = open
         .iter()
-        .copied()
-        .filter(|&i| route(&parsed.envelope.recipients[i]) == Route::Lmtp)
-        .collect();
+        .partition(|&&i| route(&ctx.cfg, &parsed.envelope.recipients[i]) == Route::Lmtp);
+    let mut changes = Vec::new();
+    let now = now_ms();
+    for &i in &remote {
+        let old = &parsed.states[i];
+        let outcome = Outcome::Error(NO_REMOTE.into());
+        let (st, dsn, status_word, text) =
+            apply(&ctx.cfg, &parsed, old, Some(&outcome), now, "none");
+        let rcpt = &parsed.envelope.recipients[i];
+        let delay = secs(now.saturating_sub(parsed.envelope.arrival_ms));
+        tracing::info!(
+            "{id}: to=<{}>, relay=none, delay={delay}, dsn={dsn}, status={status_word} ({text})",
+            rcpt.address
+        );
+        changes.push((i, st));
+    }
+    if lmtp.is_empty() {
+        return finish(&ctx, &id, &parsed, &changes).await;
+    }
     let started = Instant::now();
     let start_ms = now_ms();
     let env = Envelope {
@@ -92,7 +122,6 @@ pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Optio
     let (outcomes, relay, setup) = transact(&ctx, &env, content).await;
     let xfer = started.elapsed().saturating_sub(setup);
     let now = now_ms();
-    let mut changes = Vec::new();
     for (k, &i) in lmtp.iter().enumerate() {
         let old = &parsed.states[i];
         let outcome = outcomes.get(k);
