@@ -283,9 +283,25 @@ pub(crate) fn lsub(ctx: &mut Ctx, reference: &[u8], pattern: &[u8], out: &mut Ve
         .collect();
     subs.sort();
     subs.dedup();
-    for s in subs.iter().filter(|s| pat.matches(s)) {
-        let exists = s == "INBOX" || maildir.folder_exists(s);
-        out.extend_from_slice(if exists {
+    // RFC 3501 §6.3.9: a level that `%` stops at, above a subscribed mailbox the pattern does
+    // not reach, is listed \Noselect (unless subscribed itself)
+    let mut lines: BTreeMap<String, bool> = BTreeMap::new();
+    for s in &subs {
+        if pat.matches(s) {
+            let exists = s == "INBOX" || maildir.folder_exists(s);
+            lines.insert(s.clone(), exists);
+            continue;
+        }
+        let mut n = s.as_str();
+        while let Some((parent, _)) = n.rsplit_once('.') {
+            if pat.matches(parent) && subs.binary_search_by(|x| x.as_str().cmp(parent)).is_err() {
+                lines.entry(parent.to_string()).or_insert(false);
+            }
+            n = parent;
+        }
+    }
+    for (s, exists) in &lines {
+        out.extend_from_slice(if *exists {
             b"* LSUB () \".\" ".as_slice()
         } else {
             b"* LSUB (\\Noselect) \".\" ".as_slice()
