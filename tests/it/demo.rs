@@ -475,3 +475,73 @@ fn rejected_config_reports_the_daemons_error() {
         demo.output()
     );
 }
+
+/// design.md §4: mail sent to alice@pochta.test on 2525 is readable by alice over IMAP and POP3
+/// within a second — the whole suite through `pochta demo`, real python clients.
+#[test]
+fn mail_on_2525_is_readable_over_imap_and_pop3_within_a_second() {
+    let demo = SuiteDemo::start(&["authd", "mda-lmtp", "mta", "imapd", "pop3d"]);
+    let subject = format!("demo e2e {}", std::process::id());
+    let script = r#"
+import imaplib, poplib, smtplib, ssl, sys, time
+subject, pw = sys.argv[1], sys.argv[2]
+msg = ("From: bob@pochta.test\r\nTo: alice@pochta.test\r\nSubject: %s\r\n\r\nhello alice\r\n"
+       % subject)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
+    s.ehlo("client.test")
+    refused = s.sendmail("bob@example.org", ["alice@pochta.test"], msg)
+    assert not refused, refused
+t0 = time.monotonic()
+
+def over_imap():
+    m = imaplib.IMAP4("127.0.0.1", 1143, timeout=20)
+    m.starttls(ssl_context=ctx)
+    m.login("alice@pochta.test", pw)
+    m.select("INBOX", readonly=True)
+    typ, data = m.search(None, "SUBJECT", '"%s"' % subject)
+    found = data[0].split()
+    body = m.fetch(found[-1], "(BODY.PEEK[TEXT])")[1][0][1] if found else None
+    m.logout()
+    return body
+
+def over_pop3():
+    p = poplib.POP3("127.0.0.1", 1110, timeout=20)
+    p.stls(context=ctx)
+    p.user("alice@pochta.test")
+    p.pass_(pw)
+    count = p.stat()[0]
+    found = None
+    for i in range(1, count + 1):
+        lines = p.retr(i)[1]
+        if ("Subject: %s" % subject).encode() in lines:
+            found = lines
+    p.quit()
+    return found
+
+seen_imap = seen_pop3 = None
+while time.monotonic() - t0 < 1.0 and not (seen_imap and seen_pop3):
+    seen_imap = seen_imap or over_imap()
+    seen_pop3 = seen_pop3 or over_pop3()
+    if not (seen_imap and seen_pop3):
+        time.sleep(0.05)
+took = time.monotonic() - t0
+assert seen_imap == b"hello alice\r\n", ("IMAP", seen_imap, took)
+assert seen_pop3 is not None and seen_pop3[-1] == b"hello alice", ("POP3", seen_pop3, took)
+print("readable over IMAP and POP3 %.3f s after the 250" % took)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &subject, &demo.password])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 (Debian package python3) is needed: {e}"));
+    assert!(
+        out.status.success(),
+        "{}{}\ndemo output:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        demo.run.stdout(),
+        demo.run.stderr()
+    );
+}
