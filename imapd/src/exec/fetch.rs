@@ -117,9 +117,10 @@ fn write_item(
                 out.extend_from_slice(format!("<{origin}>").as_bytes());
             }
             out.push(b' ');
+            // A section that does not exist is an empty string, sent as `{0}` like Dovecot.
             match parsed.and_then(|p| p.section(&msg_section(section))) {
                 Some(data) => encode::literal(out, apply_partial(&data, *partial)),
-                None => out.extend_from_slice(b"\"\""),
+                None => encode::literal(out, b""),
             }
         }
         FetchItem::Binary { part, partial, .. } => {
@@ -141,7 +142,8 @@ fn write_item(
                     }
                     encode::literal(out, d);
                 }
-                None => out.extend_from_slice(b"NIL"),
+                // Dovecot: an empty literal for a part that does not exist.
+                None => encode::literal(out, b""),
             }
         }
         FetchItem::BinarySize(part) => {
@@ -153,7 +155,7 @@ fn write_item(
             out.extend_from_slice(format!("BINARY.SIZE[{}] ", part_spec(part)).as_bytes());
             match size {
                 Some(s) => out.extend_from_slice(s.to_string().as_bytes()),
-                None => out.extend_from_slice(b"NIL"),
+                None => out.push(b'0'),
             }
         }
     }

@@ -42,9 +42,10 @@ impl Candidate<'_> {
     fn sent_day(&mut self) -> i64 {
         let fallback = self.internal_day();
         match self.raw() {
+            // No (readable) Date: header compares as 1-Jan-1970, as in Dovecot.
             Some(raw) => match Parsed::parse(raw).sent_date() {
                 Some((secs, tz)) => (secs + i64::from(tz)).div_euclid(86400),
-                None => fallback,
+                None => 0,
             },
             None => fallback,
         }
@@ -64,10 +65,6 @@ fn has_flag(c: &Candidate<'_>, f: &Flag) -> bool {
     }
 }
 
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.to_lowercase().contains(&needle.to_lowercase())
-}
-
 fn eval(key: &SearchKey, c: &mut Candidate<'_>) -> bool {
     use SearchKey as K;
     match key {
@@ -85,11 +82,12 @@ fn eval(key: &SearchKey, c: &mut Candidate<'_>) -> bool {
         K::SentSince(d) => c.sent_day() >= *d,
         K::Header(name, value) => match c.raw() {
             Some(raw) => {
-                let values = Parsed::parse(raw).header_values(name);
+                let parsed = Parsed::parse(raw);
                 if value.is_empty() {
-                    !values.is_empty()
+                    !parsed.header_values(name).is_empty()
                 } else {
-                    values.iter().any(|v| contains_ci(v, value))
+                    // Dovecot's folding (e.g. "cafe" matches "café"); addresses as parsed.
+                    parsed.header_contains(name, value)
                 }
             }
             None => false,
