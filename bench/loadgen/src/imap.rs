@@ -1,7 +1,8 @@
 //! IMAP load: concurrent sessions, each LOGIN, SELECT INBOX, then a fixed command mix repeated
 //! (NOOP; UID FETCH 1:* (FLAGS); FETCH n (BODY.PEEK[]) of a message chosen by a fixed stride;
 //! UID SEARCH SUBJECT; STATUS INBOX (MESSAGES UNSEEN)), LOGOUT. Latency per command; any NO/BAD
-//! or a short answer is an error.
+//! or a short answer is an error. [`Session`] scripts single commands for the harness's
+//! large-mailbox measurement; [`open_idle`]/[`close_idle`] hold many sessions in IDLE.
 
 use std::time::{Duration, Instant};
 
@@ -192,6 +193,220 @@ pub async fn run(opts: Options) -> Result<Outcome, String> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(total),
+    }
+}
+
+/// One scripted IMAP connection, logged in (the large-mailbox and IDLE measurements).
+pub struct Session {
+    w: Wire<TcpStream>,
+    n: u32,
+    /// The tag of the IDLE in progress.
+    idle_tag: Option<String>,
+    pub user: String,
+}
+
+impl Session {
+    /// Connects, checks the greeting and logs in with LOGIN.
+    pub async fn login(
+        addr: &str,
+        user: &str,
+        pass: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let mut w = Wire::new(stream, timeout);
+        let greeting = w.text().await?;
+        if !greeting.starts_with("* OK") {
+            return Err(format!("greeting: {greeting:?}"));
+        }
+        let mut s = Session {
+            w,
+            n: 0,
+            idle_tag: None,
+            user: user.to_owned(),
+        };
+        s.command(&format!("LOGIN {} {}", quote(user), quote(pass)))
+            .await
+            .map_err(|e| format!("{user}: {e}"))?;
+        Ok(s)
+    }
+
+    fn tag(&mut self) -> String {
+        self.n += 1;
+        format!("b{}", self.n)
+    }
+
+    /// Sends a command; its untagged lines (literal contents skipped) and literal octets.
+    pub async fn command(&mut self, cmd: &str) -> Result<(Vec<String>, usize), String> {
+        let tag = self.tag();
+        self.w.send(&format!("{tag} {cmd}\r\n")).await?;
+        answer(&mut self.w, &tag).await
+    }
+
+    /// SELECT: the EXISTS count it reports.
+    pub async fn select(&mut self, mailbox: &str) -> Result<usize, String> {
+        let (lines, _) = self.command(&format!("SELECT {}", quote(mailbox))).await?;
+        lines
+            .iter()
+            .find_map(|l| l.strip_suffix(" EXISTS").and_then(|l| l.strip_prefix("* ")))
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| format!("{}: SELECT without EXISTS", self.user))
+    }
+
+    /// Sends `cmd` and counts the untagged lines that contain `word` (e.g. " FETCH "), without
+    /// keeping them: a 100,000-line answer costs the generator as little as possible. The answer
+    /// must not carry literals.
+    pub async fn count_untagged(&mut self, cmd: &str, word: &str) -> Result<usize, String> {
+        let tag = self.tag();
+        self.w.send(&format!("{tag} {cmd}\r\n")).await?;
+        let (tag_b, word_b) = (format!("{tag} ").into_bytes(), word.as_bytes());
+        let mut count = 0;
+        let end = self
+            .w
+            .each_line(|l| {
+                if l.starts_with(&tag_b) {
+                    return Some(String::from_utf8_lossy(&l[tag_b.len()..]).into_owned());
+                }
+                if l.starts_with(b"* ") && l.windows(word_b.len()).any(|x| x == word_b) {
+                    count += 1;
+                }
+                None
+            })
+            .await?;
+        if !end.starts_with("OK") {
+            return Err(format!("{}: {cmd}: {tag} {}", self.user, end.trim_end()));
+        }
+        Ok(count)
+    }
+
+    /// A SEARCH command: the numbers of its `* SEARCH` lines (ESEARCH is not asked for).
+    pub async fn search(&mut self, cmd: &str) -> Result<Vec<u32>, String> {
+        let (lines, _) = self.command(cmd).await?;
+        let mut out = Vec::new();
+        for l in &lines {
+            if let Some(rest) = l.strip_prefix("* SEARCH") {
+                for v in rest.split_ascii_whitespace() {
+                    out.push(
+                        v.parse()
+                            .map_err(|_| format!("{}: bad SEARCH answer {l:?}", self.user))?,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts IDLE (RFC 2177) and waits for the continuation.
+    pub async fn idle(&mut self) -> Result<(), String> {
+        let tag = self.tag();
+        self.w.send(&format!("{tag} IDLE\r\n")).await?;
+        loop {
+            let line = self.w.text().await?;
+            if line.starts_with('+') {
+                self.idle_tag = Some(tag);
+                return Ok(());
+            }
+            if line.starts_with(&format!("{tag} ")) {
+                return Err(format!("{}: IDLE refused: {line:?}", self.user));
+            }
+        }
+    }
+
+    /// Ends IDLE with DONE; the IDLE's tagged answer must be OK.
+    pub async fn done(&mut self) -> Result<(), String> {
+        let tag = self
+            .idle_tag
+            .take()
+            .ok_or_else(|| format!("{}: DONE without IDLE", self.user))?;
+        self.w.send("DONE\r\n").await?;
+        answer(&mut self.w, &tag)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: IDLE ended: {e}", self.user))
+    }
+
+    pub async fn logout(mut self) -> Result<(), String> {
+        self.command("LOGOUT").await.map(|_| ())
+    }
+}
+
+/// Opens one session per user, `concurrency` logins at a time: LOGIN, SELECT INBOX (EXISTS must
+/// equal `expect_messages`), IDLE. Returns the idling sessions.
+pub async fn open_idle(
+    addr: &str,
+    users: &[(String, String)],
+    expect_messages: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<Vec<Session>, String> {
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (user, pass) in users {
+        let (sem, addr) = (sem.clone(), addr.to_owned());
+        let (user, pass) = (user.clone(), pass.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.map_err(|e| format!("{e}"))?;
+            let mut s = Session::login(&addr, &user, &pass, timeout).await?;
+            let exists = s.select("INBOX").await?;
+            if exists != expect_messages {
+                return Err(format!(
+                    "{user}: {exists} messages, {expect_messages} expected"
+                ));
+            }
+            s.idle().await?;
+            Ok::<Session, String>(s)
+        });
+    }
+    let mut out = Vec::with_capacity(users.len());
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(s)) => out.push(s),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(format!("session task: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Ends every IDLE (the server must still answer each one OK) and logs out; sessions done.
+pub async fn close_idle(sessions: Vec<Session>, concurrency: usize) -> Result<usize, String> {
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for mut s in sessions {
+        let sem = sem.clone();
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.map_err(|e| format!("{e}"))?;
+            s.done().await?;
+            s.logout().await
+        });
+    }
+    let mut done = 0;
+    let mut first_err = None;
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok(())) => done += 1,
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(format!("session task: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(done),
     }
 }
 
