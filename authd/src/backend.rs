@@ -2,8 +2,6 @@
 //! mail location, quota). Behind a trait so SQL and LDAP backends can follow the passwd-file one.
 //! Backends are blocking (file reads, later network round trips): callers use spawn_blocking.
 
-use std::net::IpAddr;
-
 /// A backend failure: the answer is "try again later" (FAIL code=temp_fail), never "no such user".
 #[derive(Debug)]
 pub struct BackendError(pub String);
@@ -26,7 +24,7 @@ pub struct PassdbEntry {
     /// Authentication succeeds but login is refused (Dovecot's `nologin`; used with `reason=`).
     pub nologin: bool,
     /// Logins accepted only from these networks (`allow_nets=`).
-    pub allow_nets: Option<Vec<IpNet>>,
+    pub allow_nets: Option<Vec<Network>>,
     /// Other passdb extra fields, passed through in OK replies.
     pub extra: Vec<(String, Option<String>)>,
 }
@@ -55,61 +53,7 @@ pub trait Backend: Send + Sync {
     fn list(&self) -> Result<Vec<String>, BackendError>;
 }
 
-/// An IP network, `192.0.2.0/24`, `2001:db8::/32` or a single address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl std::str::FromStr for IpNet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid network {s:?}"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or(format!("invalid prefix in {s:?}"))?,
-            None => max,
-        };
-        Ok(IpNet { addr, prefix })
-    }
-}
-
-impl IpNet {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
+pub use pochta_server::net::Network;
 
 #[cfg(test)]
 mod tests {
@@ -117,15 +61,15 @@ mod tests {
 
     #[test]
     fn nets() {
-        let n: IpNet = "192.0.2.0/24".parse().unwrap();
+        let n: Network = "192.0.2.0/24".parse().unwrap();
         assert!(n.contains("192.0.2.200".parse().unwrap()));
         assert!(!n.contains("192.0.3.1".parse().unwrap()));
         assert!(n.contains("::ffff:192.0.2.9".parse().unwrap()));
-        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        let all: Network = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("203.0.113.1".parse().unwrap()));
-        let one: IpNet = "2001:db8::1".parse().unwrap();
+        let one: Network = "2001:db8::1".parse().unwrap();
         assert!(one.contains("2001:db8::1".parse().unwrap()));
         assert!(!one.contains("2001:db8::2".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
     }
 }

@@ -25,6 +25,7 @@ mod conn;
 mod limits;
 pub mod listen;
 mod logging;
+pub mod net;
 pub mod notify;
 pub mod privilege;
 mod runtime;
