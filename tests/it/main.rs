@@ -8,6 +8,7 @@
 mod authd;
 mod config;
 mod demo;
+mod guides;
 mod harness;
 mod imap;
 mod lmtp;

@@ -1,0 +1,75 @@
+//! docs/mix-1-pochta-alone.md: the five pochta daemons with the guide's files.
+
+use super::*;
+
+#[test]
+fn pochta_alone_as_the_guide_shows() {
+    require_root("the mixing guides' tests (daemons drop to nobody)");
+    let guide = Guide::load("mix-1-pochta-alone.md");
+    let local = Local::new(
+        "guide-alone",
+        &["/etc/pochta", "/run/pochta", "/var/mail", "/var/spool/pochta"],
+    );
+    local.owned_dir("/var/mail");
+    local.owned_dir("/var/spool/pochta");
+    local.install(&guide, "users", "/etc/pochta/users");
+    local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
+    let mut daemons = Vec::new();
+    for name in ["authd", "mda-lmtp", "mta", "imapd", "pop3d"] {
+        let file = format!("{name}.toml");
+        let config = local.install(&guide, &file, &format!("/etc/pochta/{file}"));
+        daemons.push(Pochta::start(name, &config));
+    }
+    guide.done();
+    let [authd, mda, mta, imapd, pop3d] = &daemons[..] else {
+        unreachable!()
+    };
+    let logs = || all_logs(&[mta, mda, authd, imapd, pop3d], &[]);
+    let (alice, bob) = ("alice@example.org", "bob@example.org");
+
+    // From the Internet on 25, and from alice to bob on 587 and 465 with AUTH.
+    let id = send(local.port(25), "plain", "", ("carol@example.net", alice), "g1-mx", &logs);
+    send(local.port(587), "starttls", alice, (alice, bob), "g1-587", &logs);
+    send(local.port(465), "ssl", alice, (alice, bob), "g1-465", &logs);
+    read_back(local.port(143), local.port(110), alice, "g1-mx", &logs);
+    read_back(local.port(143), local.port(110), bob, "g1-587", &logs);
+    read_back(local.port(143), local.port(110), bob, "g1-465", &logs);
+
+    // An unknown local user is refused at RCPT time (userdb lookup on authd's socket).
+    let p = local.port(25).to_string();
+    let rcpt = python(CLIENT, &["rcpt", &p, "carol@example.net", "nobody@example.org"], &logs);
+    let reply = value(&rcpt, "rcpt");
+    assert!(reply.starts_with("550 5.1.1"), "{reply}\n{}", logs());
+
+    follow_queue_id(&id, alice, mta, mda);
+}
+
+/// troubleshooting.md's walk: the queue id from `250 … queued as ID` leads to the mta's
+/// `ID: to=<…>, relay=…, status=sent (250 2.0.0 <rcpt> SESSION Saved)` line, and SESSION to
+/// mda-lmtp's `saved` line for that recipient.
+fn follow_queue_id(id: &str, rcpt: &str, mta: &Pochta, mda: &Pochta) {
+    let logs = || all_logs(&[mta, mda], &[]);
+    let sent = format!("{id}: to=<{rcpt}>, relay=");
+    wait_for(|| mta.log().contains(&sent), "the mta's delivery line", &logs);
+    let log = mta.log();
+    let line = log.lines().find(|l| l.contains(&sent)).unwrap();
+    for want in [
+        &format!("{id}: client="),
+        &format!("{id}: message-id=<g1-mx@client.example.net>"),
+        &format!("{id}: from=<carol@example.net>, size="),
+        &format!("{id}: removed"),
+    ] {
+        assert!(log.contains(want.as_str()), "mta log lacks {want:?}\n{}", logs());
+    }
+    assert!(line.contains("status=sent (250 2.0.0 <"), "{line}");
+    let session = line
+        .split(&format!("<{rcpt}> "))
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no LMTP session id in {line}"));
+    let mda_log = mda.log();
+    let saved = mda_log
+        .lines()
+        .find(|l| l.contains(session) && l.contains("saved") && l.contains(rcpt));
+    assert!(saved.is_some(), "no mda-lmtp saved line for {session}\n{}", logs());
+}

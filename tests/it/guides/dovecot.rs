@@ -1,0 +1,1 @@
+//! docs/mix-2-postfix-front.md
