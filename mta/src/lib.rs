@@ -120,6 +120,7 @@ impl Mta {
         // Local domains go to LMTP; the rest waits for outbound delivery (never LMTP).
         let mut delivery = cfg.delivery.clone();
         delivery.local_domains = Some(cfg.smtpd.local_domains.clone());
+        delivery.hostname = cfg.smtpd.hostname.clone(); // MAILER-DAEMON@… in bounces
         drop(spawn_runner(spool.clone(), delivery, stop.clone()));
         Ok(Mta {
             settings: RwLock::new(Arc::new(Settings::new(&cfg, None))),

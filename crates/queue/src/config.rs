@@ -59,6 +59,27 @@ pub struct DeliveryConfig {
     pub data_timeout: DurationStr,
     /// Use BDAT when the LMTP server offers CHUNKING.
     pub chunking: bool,
+    /// Our name in bounces (`From: MAILER-DAEMON@…`, Reporting-MTA). Not a key of
+    /// `[delivery]`: the mta sets it from `[smtpd] hostname`; `None`: `helo_name`, else the
+    /// system host name (Postfix: myhostname for both).
+    #[serde(skip)]
+    pub hostname: Option<String>,
+    /// Send the sender a delay notice (RFC 3464 action=delayed, once per recipient) when
+    /// mail is still queued after this long; "0" turns it off. Postfix's compiled default is
+    /// 0h (off), but its sample main.cf proposes 4h and RFC 3461 makes DELAY part of the
+    /// default NOTIFY: a sender should learn within a working day's morning that mail is
+    /// stuck, not after 5 days. Hence 4h.
+    pub delay_warning_time: DurationStr,
+    /// Queue lifetime of bounces and other mail from the null sender `<>` (Postfix
+    /// bounce_queue_lifetime).
+    pub bounce_queue_lifetime: DurationStr,
+    /// A bounce returns the whole original (message/rfc822) only when it is at most this
+    /// many bytes, else its headers (text/rfc822-headers) — Postfix's bounce_size_limit.
+    pub bounce_size_limit: usize,
+    /// Who gets a bounce that could not be delivered (its sender is `<>`): a bare local part
+    /// is qualified with the first local domain (else the host name). A postmaster notice
+    /// that fails too is dropped and logged (Postfix 2bounce_notice_recipient).
+    pub double_bounce_recipient: String,
 }
 
 impl Default for DeliveryConfig {
@@ -77,6 +98,11 @@ impl Default for DeliveryConfig {
             command_timeout: DurationStr(Duration::from_secs(300)),
             data_timeout: DurationStr(Duration::from_secs(600)),
             chunking: false,
+            hostname: None,
+            delay_warning_time: DurationStr(Duration::from_secs(4 * 3600)),
+            bounce_queue_lifetime: DurationStr(Duration::from_secs(5 * 86400)),
+            bounce_size_limit: 50_000,
+            double_bounce_recipient: "postmaster".to_owned(),
         }
     }
 }

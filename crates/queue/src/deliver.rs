@@ -1,11 +1,13 @@
 //! One delivery attempt of one message: load it, send its open recipients over LMTP, apply the
-//! per-recipient results (2xx delivered, 4xx deferred with backoff, 5xx bounced-pending),
-//! persist them and log each in Postfix's shape.
+//! per-recipient results (2xx delivered, 4xx deferred with backoff, 5xx bounced), persist
+//! them, log each in Postfix's shape, then send the notices they call for ([`crate::bounce`])
+//! and remove the message once every recipient is done.
 
+use crate::bounce::{self, Notifier};
 use crate::config::DeliveryConfig;
 use crate::file::{Parsed, RcptState, RcptStatus, StoredRecipient};
 use crate::pool::{Pool, Pooled};
-use crate::spool::{self, QueueError};
+use crate::spool::{self, QueueError, Spool};
 use crate::{now_ms, QueueId};
 use pochta_smtp_client::{Envelope, Incomplete, RcptOutcome, Recipient};
 use std::path::PathBuf;
@@ -17,6 +19,9 @@ pub(crate) struct Ctx {
     pub(crate) dir: PathBuf,
     pub(crate) cfg: DeliveryConfig,
     pub(crate) pool: Pool,
+    /// Where notices (bounces, delay and success DSNs) are enqueued.
+    pub(crate) spool: Spool,
+    pub(crate) notifier: Notifier,
 }
 
 /// Where a recipient goes. Only local LMTP today; the outbound work adds remote SMTP routes.
@@ -53,8 +58,14 @@ enum Outcome {
 }
 
 /// Delivers what is open in `id`; returns when to try again (None: nothing left to schedule —
-/// done, bounced-pending, deleted or held).
-pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Option<u64> {
+/// done, deleted or held). `forced`: new or flushed — deliver even before the recipients'
+/// next attempt time (otherwise a wake-up that is only for a notice delivers nothing early).
+pub(crate) async fn attempt(
+    ctx: Arc<Ctx>,
+    id: QueueId,
+    picked_ms: u64,
+    forced: bool,
+) -> Option<u64> {
     let dir = ctx.dir.clone();
     let lid = id.clone();
     let loaded = tokio::task::spawn_blocking(move || spool::load(&dir, &lid)).await;
@@ -74,8 +85,9 @@ pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Optio
     let open: Vec<usize> = (0..parsed.states.len())
         .filter(|&i| parsed.states[i].status.is_open())
         .collect();
-    if open.is_empty() {
-        return finish(&ctx, &id, &parsed, &[]).await;
+    let due = forced || open.iter().any(|&i| parsed.states[i].next_ms <= picked_ms);
+    if open.is_empty() || !due {
+        return finish(&ctx, &id, &parsed, &bytes, &[]).await;
     }
     let (lmtp, remote): (Vec<usize>, Vec<usize>) = open
         .iter()
@@ -96,7 +108,7 @@ pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Optio
         changes.push((i, st));
     }
     if lmtp.is_empty() {
-        return finish(&ctx, &id, &parsed, &changes).await;
+        return finish(&ctx, &id, &parsed, &bytes, &changes).await;
     }
     let started = Instant::now();
     let start_ms = now_ms();
@@ -139,27 +151,83 @@ pub(crate) async fn attempt(ctx: Arc<Ctx>, id: QueueId, picked_ms: u64) -> Optio
         );
         changes.push((i, st));
     }
-    finish(&ctx, &id, &parsed, &changes).await
+    finish(&ctx, &id, &parsed, &bytes, &changes).await
 }
 
-/// Persists the changes and decides what happens next with the message.
+/// Persists the changes, sends the notices they call for, removes the message when every
+/// recipient is done, and says when it is due next.
 async fn finish(
     ctx: &Ctx,
     id: &QueueId,
     parsed: &Parsed,
+    file: &[u8],
     changes: &[(usize, RcptState)],
 ) -> Option<u64> {
+    let env = &parsed.envelope;
     let mut states = parsed.states.clone();
     for (i, st) in changes {
         states[*i] = st.clone();
     }
-    let all_delivered = states.iter().all(|s| s.status == RcptStatus::Delivered);
+    let all_done = |states: &[RcptState]| {
+        (0..states.len()).all(|i| bounce::done(&ctx.cfg, env, i, &states[i]))
+    };
+    match persist(ctx, id, changes.to_vec(), all_done(&states)).await {
+        Persisted::Removed | Persisted::Gone => return None,
+        Persisted::Kept => {}
+    }
+    let now = now_ms();
+    let retry = now + ctx.cfg.minimal_backoff.0.as_millis() as u64;
+    if all_done(&states) {
+        // Done but still on disk: retried later only to be removed.
+        return Some(retry);
+    }
+    // Notices: each is durably queued before the original's records say so.
+    let content = &file[parsed.content.clone()];
+    let sent = bounce::send(
+        &ctx.spool,
+        &ctx.cfg,
+        &ctx.notifier,
+        env,
+        content,
+        &mut states,
+        now,
+    )
+    .await;
+    if !sent.is_empty() {
+        let recs = sent.iter().map(|&i| (i, states[i].clone())).collect();
+        match persist(ctx, id, recs, all_done(&states)).await {
+            Persisted::Removed | Persisted::Gone => return None,
+            Persisted::Kept if all_done(&states) => return Some(retry),
+            Persisted::Kept => {}
+        }
+    }
+    bounce::next_due(&ctx.cfg, &ctx.notifier, env, &states, now, retry)
+}
+
+/// What became of the message file.
+enum Persisted {
+    /// Every recipient done: unlinked.
+    Removed,
+    /// Deleted or held by the admin meanwhile.
+    Gone,
+    /// Still there (records appended, or they could not be: the next attempt repeats them —
+    /// possible duplicates, no loss).
+    Kept,
+}
+
+/// Blocking part of `finish`: removes the file when `remove`, else (or when the unlink
+/// fails) appends the records.
+async fn persist(
+    ctx: &Ctx,
+    id: &QueueId,
+    changes: Vec<(usize, RcptState)>,
+    remove: bool,
+) -> Persisted {
     let dir = ctx.dir.clone();
     let tid = id.clone();
-    let changes = changes.to_vec();
     // Ok(true): the file is gone.
     let res = tokio::task::spawn_blocking(move || {
-        if all_delivered {
+        if remove {
             match spool::remove(&dir, &tid) {
                 Ok(()) => return Ok(true),
                 // Could not unlink: record the results instead, so a restart does not deliver
@@ -177,25 +245,19 @@ async fn finish(
     match res {
         Ok(Ok(true)) => {
             tracing::info!("{id}: removed");
-            return None;
+            Persisted::Removed
         }
-        Ok(Ok(false)) => {}
-        Ok(Err(QueueError::NotFound(_))) => return None,
+        Ok(Ok(false)) => Persisted::Kept,
+        Ok(Err(QueueError::NotFound(_))) => Persisted::Gone,
         Ok(Err(e)) => {
-            // Results not recorded: the next attempt repeats them (possible duplicates, no loss).
             tracing::error!("{id}: cannot record delivery status: {e}");
+            Persisted::Kept
         }
-        Err(e) => tracing::error!("{id}: status task failed: {e}"),
+        Err(e) => {
+            tracing::error!("{id}: status task failed: {e}");
+            Persisted::Kept
+        }
     }
-    if all_delivered {
-        // Delivered everywhere but still on disk: retried later only to be removed.
-        return Some(now_ms() + ctx.cfg.minimal_backoff.0.as_millis() as u64);
-    }
-    states
-        .iter()
-        .filter(|s| s.status.is_open())
-        .map(|s| s.next_ms)
-        .min()
 }
 
 /// Runs the transaction, reconnecting once when a reused connection turned out dead before
@@ -282,12 +344,22 @@ fn apply(
             "no result for this recipient".to_owned(),
         ),
     };
+    let diag = match outcome {
+        Some(Outcome::Reply(o)) => format!("smtp; {}", o.reply),
+        _ => format!("X-Postfix; {text}"),
+    };
     let mut st = RcptState {
         status: RcptStatus::Delivered,
         attempts,
         last_ms: now,
         next_ms: 0,
         reason: text.clone(),
+        dsn: dsn.clone(),
+        relay: relay.to_owned(),
+        diag,
+        // A new result is reported anew (a success or bounce notice when one is due).
+        notified: false,
+        delay_notified: old.delay_notified,
     };
     match class {
         2 => (st, dsn, "sent", text),
@@ -297,8 +369,16 @@ fn apply(
         }
         _ => {
             let age = now.saturating_sub(parsed.envelope.arrival_ms);
-            if age >= cfg.maximal_queue_lifetime.0.as_millis() as u64 {
+            // Mail from <> (bounces) has its own, usually shorter, lifetime (Postfix).
+            let lifetime = if parsed.envelope.sender.is_empty() {
+                cfg.bounce_queue_lifetime.0
+            } else {
+                cfg.maximal_queue_lifetime.0
+            };
+            if age >= lifetime.as_millis() as u64 {
                 st.status = RcptStatus::Bounced;
+                // RFC 3463 X.4.7: delivery time expired (persistent transient failure).
+                st.dsn = "4.4.7".to_owned();
                 st.reason = format!("message expired in the queue: {text}");
                 return (st, dsn, "expired", text);
             }

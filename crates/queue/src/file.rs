@@ -9,11 +9,15 @@
 //! [body 7BIT|8BITMIME|BINARYMIME] [smtputf8 1]
 //! rcpt <esc address> <NEVER|SUCCESS,FAILURE,DELAY|-> <esc type>;<esc addr>|-\n   (≥ 1)
 //! content <N>\n <N bytes> \n end <crc32 of everything before "end", 8 hex>\n
-//! r <idx> <D|F|B> <attempt ms> <attempts> <next ms> <esc reason> <crc32 of the line before>\n
+//! r2 <idx> <D|F|B> <attempt ms> <attempts> <next ms> <flags> <esc dsn> <esc relay>
+//!    <esc diag> <esc reason> <crc32 of the line before>\n       (one line)
 //! ```
 //! `<esc>`: bytes 0x21..0x7E except `+ ; ,` as is, others `+XX`. A file without a valid `end`
 //! line is incomplete (never acknowledged). A torn last record (crash during an append) is
-//! ignored and cut off before the next append.
+//! ignored and cut off before the next append. `<flags>`: `-` or letters, `n` = the final
+//! outcome was notified (bounce or success DSN sent, or none due), `w` = delay notice sent.
+//! Files written before `r2` existed hold `r <idx> <D|F|B> <attempt ms> <attempts> <next ms>
+//! <esc reason> <crc>` records; they still load (no dsn/relay/diag, nothing notified).
 
 use crate::QueueId;
 use pochta_smtp::{Body, Notify, Orcpt, Ret};
@@ -58,7 +62,8 @@ pub enum RcptStatus {
     /// Temporary failure; retried at `next_ms`.
     Deferred,
     Delivered,
-    /// Permanent failure: kept and reported until bounces are sent (outbound work).
+    /// Permanent failure (5xx, or temporary past the queue lifetime): kept until the sender
+    /// was notified (`RcptState::notified`), then the message is removed.
     Bounced,
 }
 
@@ -79,8 +84,24 @@ pub struct RcptState {
     pub last_ms: u64,
     /// Next attempt (unix ms); 0 = as soon as possible.
     pub next_ms: u64,
-    /// The last server reply or error, for logs and mailq.
+    /// The last server reply or error, for logs and mailq (Postfix's wording:
+    /// `host X said: 550 5.1.1 … (in reply to RCPT TO command)`).
     pub reason: String,
+    /// Enhanced status of the last result (`5.1.1`; derived from the reply code when the
+    /// server gave none; `4.4.7` once the queue lifetime expired); empty = never tried.
+    pub dsn: String,
+    /// The MTA that gave the last result, as logged in `relay=`:
+    /// `mx.example.org[192.0.2.1]:25`, `local[/run/pochta/lmtp]`, or `none`; empty = never
+    /// tried.
+    pub relay: String,
+    /// RFC 3464 Diagnostic-Code value: `smtp; 550 5.1.1 <x@y>: no such user` for a server
+    /// reply, `X-Postfix; connect to …: Connection refused` for our own words; empty = none.
+    pub diag: String,
+    /// The final outcome has been reported to the sender (bounce or success DSN enqueued and
+    /// fsynced), or no report was due (NOTIFY=NEVER, null sender handled): never again.
+    pub notified: bool,
+    /// A delay notice (RFC 3464 action=delayed) has been sent for this recipient.
+    pub delay_notified: bool,
 }
 
 impl RcptState {
@@ -91,6 +112,11 @@ impl RcptState {
             last_ms: 0,
             next_ms: 0,
             reason: String::new(),
+            dsn: String::new(),
+            relay: String::new(),
+            diag: String::new(),
+            notified: false,
+            delay_notified: false,
         }
     }
 }
@@ -188,13 +214,26 @@ pub fn encode_record(idx: usize, st: &RcptState) -> Vec<u8> {
         RcptStatus::Delivered => 'D',
         RcptStatus::Bounced => 'B',
     };
-    let reason: String = st.reason.chars().take(MAX_REASON).collect();
+    let cut = |t: &str| -> String { esc(&t.chars().take(MAX_REASON).collect::<String>()) };
+    let mut flags = String::new();
+    if st.notified {
+        flags.push('n');
+    }
+    if st.delay_notified {
+        flags.push('w');
+    }
+    if flags.is_empty() {
+        flags.push('-');
+    }
     let line = format!(
-        "r {idx} {kind} {} {} {} {}",
+        "r2 {idx} {kind} {} {} {} {flags} {} {} {} {}",
         st.last_ms,
         st.attempts,
         st.next_ms,
-        esc(&reason)
+        cut(&st.dsn),
+        cut(&st.relay),
+        cut(&st.diag),
+        cut(&st.reason)
     );
     format!("{line} {:08x}\n", crc32(line.as_bytes())).into_bytes()
 }
@@ -341,9 +380,12 @@ fn parse_record(line: &str, n: usize) -> Option<(usize, RcptState)> {
         return None;
     }
     let mut f = body.split(' ');
-    if f.next()? != "r" {
-        return None;
-    }
+    // `r`: the first format (no dsn/relay/diag/flags); `r2`: the current one.
+    let v2 = match f.next()? {
+        "r" => false,
+        "r2" => true,
+        _ => return None,
+    };
     let idx: usize = f.next()?.parse().ok()?;
     let status = match f.next()? {
         "D" => RcptStatus::Delivered,
@@ -351,23 +393,31 @@ fn parse_record(line: &str, n: usize) -> Option<(usize, RcptState)> {
         "B" => RcptStatus::Bounced,
         _ => return None,
     };
-    let last_ms = f.next()?.parse().ok()?;
-    let attempts = f.next()?.parse().ok()?;
-    let next_ms = f.next()?.parse().ok()?;
-    let reason = unesc(f.next()?).ok()?;
+    let mut st = RcptState::pending();
+    st.status = status;
+    st.last_ms = f.next()?.parse().ok()?;
+    st.attempts = f.next()?.parse().ok()?;
+    st.next_ms = f.next()?.parse().ok()?;
+    if v2 {
+        let flags = f.next()?;
+        if flags != "-" {
+            for c in flags.chars() {
+                match c {
+                    'n' => st.notified = true,
+                    'w' => st.delay_notified = true,
+                    _ => return None,
+                }
+            }
+        }
+        st.dsn = unesc(f.next()?).ok()?;
+        st.relay = unesc(f.next()?).ok()?;
+        st.diag = unesc(f.next()?).ok()?;
+    }
+    st.reason = unesc(f.next()?).ok()?;
     if f.next().is_some() || idx >= n {
         return None;
     }
-    Some((
-        idx,
-        RcptState {
-            status,
-            attempts,
-            last_ms,
-            next_ms,
-            reason,
-        },
-    ))
+    Some((idx, st))
 }
 
 /// The next `\n`-terminated line as UTF-8 (without the `\n`); `Ok(None)` at end of input or

@@ -50,10 +50,17 @@ fn roundtrip_with_records() {
         last_ms: 5,
         next_ms: 300_005,
         reason: "connect to local[/run/x]: Connection refused".into(),
+        dsn: "4.4.1".into(),
+        relay: "local[/run/x]".into(),
+        diag: "X-Postfix; connect to local[/run/x]: Connection refused".into(),
+        notified: false,
+        delay_notified: true,
     };
     f.extend_from_slice(&encode_record(1, &st));
     let mut done = st.clone();
     done.status = RcptStatus::Delivered;
+    done.notified = true;
+    done.diag.clear();
     f.extend_from_slice(&encode_record(0, &done));
     let p = parse(&f).unwrap();
     assert_eq!(p.states[1], st);
@@ -78,6 +85,40 @@ fn torn_record_is_ignored_and_truncated_file_incomplete() {
     let i = g.len() - 16;
     g[i] ^= 1;
     assert!(parse(&g).is_err());
+}
+
+/// A queue file written before per-recipient DSN data existed (records `r …`, the format of
+/// commit 997f33f) still loads: states as recorded, no dsn/relay/diag, nothing notified.
+#[test]
+fn old_format_records_still_load() {
+    let mut f = encode(&sample(), b"Subject: old\r\n\r\nx\r\n");
+    for body in [
+        "r 0 F 1763894400200 1 1763894700200 connect+20to+20local[/run/x]:+20refused",
+        "r 1 B 1763894400300 1 0 host+20local[/run/x]+20said:+20550+205.1.1+20no",
+        "r 0 D 1763894800000 2 0 250+202.0.0+20ok",
+    ] {
+        f.extend_from_slice(format!("{body} {:08x}\n", crc32(body.as_bytes())).as_bytes());
+    }
+    let p = parse(&f).unwrap();
+    assert_eq!(p.valid_len, f.len());
+    assert_eq!(p.states[0].status, RcptStatus::Delivered);
+    assert_eq!(
+        (p.states[0].attempts, p.states[0].last_ms),
+        (2, 1_763_894_800_000)
+    );
+    assert_eq!(p.states[0].reason, "250 2.0.0 ok");
+    let b = &p.states[1];
+    assert_eq!(b.status, RcptStatus::Bounced);
+    assert_eq!(b.reason, "host local[/run/x] said: 550 5.1.1 no");
+    assert!(b.dsn.is_empty() && b.relay.is_empty() && b.diag.is_empty());
+    assert!(!b.notified && !b.delay_notified);
+    // A new record after old ones: the newest wins, and the file stays parseable.
+    let mut st = b.clone();
+    st.notified = true;
+    st.dsn = "5.1.1".into();
+    f.extend_from_slice(&encode_record(1, &st));
+    let p = parse(&f).unwrap();
+    assert_eq!(p.states[1], st);
 }
 
 fn arb_text() -> impl Strategy<Value = String> {
@@ -126,7 +167,9 @@ proptest! {
                  reason in arb_text(), attempts in any::<u32>(), next in any::<u64>()) {
         let mut f = encode(&env, &content);
         let st = RcptState { status: RcptStatus::Bounced, attempts, last_ms: 1, next_ms: next,
-                             reason };
+                             dsn: reason.clone(), relay: "mx[192.0.2.1]:25".into(),
+                             diag: format!("smtp; {reason}"), notified: attempts % 2 == 0,
+                             delay_notified: attempts % 3 == 0, reason };
         f.extend_from_slice(&encode_record(env.recipients.len() - 1, &st));
         let p = parse(&f).unwrap();
         prop_assert_eq!(&p.envelope, &env);

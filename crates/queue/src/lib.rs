@@ -28,8 +28,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod bounce;
 mod config;
 mod deliver;
+mod dsn;
 pub mod file;
 mod id;
 pub mod mailq;

@@ -169,7 +169,7 @@ pub fn asctime20(unix_secs: u64, utc_offset: i64) -> String {
 }
 
 /// (year, month 1–12, day 1–31) from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -202,6 +202,7 @@ mod tests {
             last_ms: 0,
             next_ms: 0,
             reason: "connect to mx.example.net[203.0.113.9]:25: Connection refused".into(),
+            ..RcptState::pending()
         };
         let entries = vec![
             Entry {

@@ -7,9 +7,9 @@
 //! makes every queued message due now (and picks up messages put back from `hold/`);
 //! `flush <id>` does that for one message. Nobody listening = the mta is not running.
 
+use crate::bounce::{self, Notifier};
 use crate::config::DeliveryConfig;
 use crate::deliver::{self, Ctx};
-use crate::file::RcptStatus;
 use crate::pool::Pool;
 use crate::schedule::Schedule;
 use crate::spool::{self, Spool, QUEUE};
@@ -84,15 +84,18 @@ async fn run(spool: Spool, cfg: DeliveryConfig, shutdown: CancellationToken) {
         limit,
     );
     let idle_tick = cfg.connection_idle_time.0.max(Duration::from_millis(100));
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| helo_name(&cfg));
     let ctx = Arc::new(Ctx {
         dir: dir.clone(),
         cfg,
         pool,
+        spool: spool.clone(),
+        notifier: Notifier { hostname },
     });
 
     let mut sched = Schedule::default();
     // The one full scan: at start.
-    match initial_scan(&dir).await {
+    match initial_scan(ctx.clone()).await {
         Ok(found) => {
             let n = found.len();
             for (id, due) in found {
@@ -115,7 +118,9 @@ async fn run(spool: Spool, cfg: DeliveryConfig, shutdown: CancellationToken) {
     loop {
         let now = now_ms();
         while in_flight.len() < limit {
-            let Some(id) = sched.pop_due(now) else { break };
+            let Some((at, id)) = sched.pop_due(now) else {
+                break;
+            };
             if in_flight.contains(&id) {
                 reflush.insert(id);
                 continue;
@@ -123,7 +128,8 @@ async fn run(spool: Spool, cfg: DeliveryConfig, shutdown: CancellationToken) {
             in_flight.insert(id.clone());
             let c = ctx.clone();
             tasks.spawn(async move {
-                let next = deliver::attempt(c, id.clone(), now).await;
+                // Due at 0: new or flushed (deliver now); else a retry or notice time.
+                let next = deliver::attempt(c, id.clone(), now, at == 0).await;
                 (id, next)
             });
         }
@@ -245,28 +251,28 @@ fn handle_ctl(
     }
 }
 
-/// Blocking scan at start: every message in `queue/` with the time its next open recipient is
-/// due. Messages whose recipients are all delivered (the removal was lost) are removed now;
-/// bounced-pending ones stay in the queue unscheduled.
-async fn initial_scan(dir: &Path) -> Result<Vec<(QueueId, u64)>, spool::QueueError> {
-    let dir = dir.to_path_buf();
+/// Blocking scan at start: every message in `queue/` with the time it is due — its open
+/// recipients' next attempt (each resumes its own backoff; nothing is retried early), a delay
+/// notice's time, or now for a notice still owed (a crash came between a result and its
+/// notice). Messages whose recipients are all done (the removal was lost) are removed now.
+async fn initial_scan(ctx: Arc<Ctx>) -> Result<Vec<(QueueId, u64)>, spool::QueueError> {
     tokio::task::spawn_blocking(move || {
+        let dir = &ctx.dir;
         let mut out = Vec::new();
-        for id in spool::list_ids(&dir, QUEUE)? {
-            let Ok((p, _)) = spool::load(&dir, &id) else {
+        let now = now_ms();
+        for id in spool::list_ids(dir, QUEUE)? {
+            let Ok((p, _)) = spool::load(dir, &id) else {
                 continue;
             };
-            if p.states.iter().all(|s| s.status == RcptStatus::Delivered) {
-                let _ = spool::remove(&dir, &id);
+            let env = &p.envelope;
+            if (0..p.states.len()).all(|i| bounce::done(&ctx.cfg, env, i, &p.states[i])) {
+                let _ = spool::remove(dir, &id);
                 tracing::info!("{id}: removed");
                 continue;
             }
-            if let Some(due) = p
-                .states
-                .iter()
-                .filter(|s| s.status.is_open())
-                .map(|s| s.next_ms)
-                .min()
+            // `now`, not 0: due at once but not "forced" (0 means new or flushed).
+            let owed = now.max(1);
+            if let Some(due) = bounce::next_due(&ctx.cfg, &ctx.notifier, env, &p.states, now, owed)
             {
                 out.push((id, due));
             }

@@ -27,15 +27,16 @@ impl Schedule {
         }
     }
 
-    /// The earliest message due at or before `now`.
-    pub(crate) fn pop_due(&mut self, now: u64) -> Option<QueueId> {
+    /// The earliest message due at or before `now`, with the time it was due (0: new or
+    /// flushed).
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<(u64, QueueId)> {
         let first = self.by_time.first()?;
         if first.0 > now {
             return None;
         }
-        let (_, id) = self.by_time.pop_first()?;
+        let (at, id) = self.by_time.pop_first()?;
         self.due.remove(&id);
-        Some(id)
+        Some((at, id))
     }
 
     /// When the next message is due.
@@ -77,14 +78,14 @@ mod tests {
         s.insert(id("C"), 200);
         s.insert(id("B"), 400);
         assert_eq!(s.next_due(), Some(200));
-        assert_eq!(s.pop_due(250), Some(id("C")));
+        assert_eq!(s.pop_due(250), Some((200, id("C"))));
         assert_eq!(s.pop_due(250), None);
         s.flush_all();
         assert_eq!(s.next_due(), Some(0));
         assert_eq!(s.len(), 2);
         s.remove(&id("A"));
         assert!(!s.contains(&id("A")));
-        assert_eq!(s.pop_due(0), Some(id("B")));
+        assert_eq!(s.pop_due(0), Some((0, id("B"))));
         assert_eq!(s.pop_due(u64::MAX), None);
     }
 }

@@ -100,6 +100,7 @@ async fn lock_leftovers_records_and_corruption() {
         last_ms: 1,
         next_ms: 0,
         reason: "250 2.0.0 ok".into(),
+        ..RcptState::pending()
     };
     append_states(&d.0, &id, &[(0, st.clone())]).unwrap();
     let path = d.0.join(QUEUE).join(id.as_str());
