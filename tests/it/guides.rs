@@ -552,3 +552,43 @@ fn read_back(imap: u16, pop3: u16, user: &str, subject: &str, logs: &dyn Fn() ->
     let got = python(CLIENT, &["pop3", &pop3.to_string(), user, subject], logs);
     assert_eq!(value(&got, "found"), want);
 }
+
+/// "Your existing Dovecot" of mixes 3 and 4: passwd-file users (mix 1's file, mail as the test
+/// user), IMAP and POP3 with STARTTLS on the loopback ports for 143 and 110, LMTP, base_dir
+/// `/run/dovecot`. The guide's own lines are appended by the caller.
+fn dovecot_base(local: &Local, users: &Path) -> String {
+    local.cert(
+        "/etc/dovecot/private/dovecot.pem",
+        "/etc/dovecot/private/dovecot.key",
+    );
+    for d in ["/run/dovecot", "/var/lib/dovecot", "/var/log"] {
+        std::fs::create_dir_all(local.path(d)).unwrap();
+    }
+    let u = nobody();
+    format!(
+        "base_dir = {run}\nstate_dir = {state}\ninstance_name = pochta-guide-{pid}-{imap}\n\
+         protocols = imap pop3 lmtp\nlisten = 127.0.0.1\nlog_path = {log}\n\
+         ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n\
+         auth_mechanisms = plain login\n\
+         first_valid_uid = {uid}\nlast_valid_uid = {uid}\n\
+         postmaster_address = postmaster@example.org\n\
+         passdb {{\n  driver = passwd-file\n  args = {users}\n}}\n\
+         userdb {{\n  driver = passwd-file\n  args = {users}\n  \
+         default_fields = uid={uid} gid={gid}\n}}\n\
+         service imap-login {{\n  inet_listener imap {{\n    port = {imap}\n  }}\n  \
+         inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+         service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3}\n  }}\n  \
+         inet_listener pop3s {{\n    port = 0\n  }}\n}}\n",
+        run = local.path("/run/dovecot").display(),
+        state = local.path("/var/lib/dovecot").display(),
+        pid = std::process::id(),
+        imap = local.port(143),
+        pop3 = local.port(110),
+        log = local.path("/var/log/dovecot.log").display(),
+        cert = local.path("/etc/dovecot/private/dovecot.pem").display(),
+        key = local.path("/etc/dovecot/private/dovecot.key").display(),
+        uid = u.uid,
+        gid = u.gid,
+        users = users.display(),
+    )
+}
