@@ -80,6 +80,10 @@ pub struct DeliveryConfig {
     /// is qualified with the first local domain (else the host name). A postmaster notice
     /// that fails too is dropped and logged (Postfix 2bounce_notice_recipient).
     pub double_bounce_recipient: String,
+    /// Remote delivery (pochta-outbound). Not a key of `[delivery]`: the mta builds it from
+    /// its `[outbound]` table.
+    #[serde(skip)]
+    pub outbound: pochta_outbound::Outbound,
 }
 
 impl Default for DeliveryConfig {
@@ -103,6 +107,7 @@ impl Default for DeliveryConfig {
             bounce_queue_lifetime: DurationStr(Duration::from_secs(5 * 86400)),
             bounce_size_limit: 50_000,
             double_bounce_recipient: "postmaster".to_owned(),
+            outbound: Default::default(),
         }
     }
 }

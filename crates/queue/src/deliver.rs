@@ -24,18 +24,13 @@ pub(crate) struct Ctx {
     pub(crate) notifier: Notifier,
 }
 
-/// Where a recipient goes. Only local LMTP today; the outbound work adds remote SMTP routes.
+/// Where a recipient goes: local LMTP, or SMTP to another domain's MX ([`crate::remote`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     Lmtp,
-    /// Another domain: SMTP to its MX, which the outbound work adds. Until then such
-    /// recipients stay deferred (kept, retried, reported in mailq), never handed to LMTP.
+    /// Another domain: SMTP to its MX through pochta-outbound.
     Remote,
 }
-
-/// Why a remote recipient is deferred while outbound delivery does not exist.
-const NO_REMOTE: &str = "delivery to other domains is not available yet (pochta-mta has no \
-                         outbound SMTP); kept in the queue";
 
 /// The routing hook: recipients in `local_domains` (all when the list is not set) go to LMTP.
 pub(crate) fn route(cfg: &DeliveryConfig, rcpt: &StoredRecipient) -> Route {
@@ -51,10 +46,16 @@ pub(crate) fn route(cfg: &DeliveryConfig, rcpt: &StoredRecipient) -> Route {
 }
 
 /// Result of one recipient in this attempt.
-enum Outcome {
+pub(crate) enum Outcome {
     Reply(RcptOutcome),
     /// Connection-level trouble: deferred with this text.
     Error(String),
+    /// Failed for good without a server's reply (null MX, no such domain, SMTPUTF8 or 8-bit
+    /// content the peer cannot take): bounced with this status and text.
+    Permanent {
+        dsn: String,
+        text: String,
+    },
 }
 
 /// Delivers what is open in `id`; returns when to try again (None: nothing left to schedule —
@@ -94,16 +95,26 @@ pub(crate) async fn attempt(
         .partition(|&&i| route(&ctx.cfg, &parsed.envelope.recipients[i]) == Route::Lmtp);
     let mut changes = Vec::new();
     let now = now_ms();
-    for &i in &remote {
-        let old = &parsed.states[i];
-        let outcome = Outcome::Error(NO_REMOTE.into());
-        let (st, dsn, status_word, text) =
-            apply(&ctx.cfg, &parsed, old, Some(&outcome), now, "none");
-        let rcpt = &parsed.envelope.recipients[i];
+    let start_ms = now;
+    let remote_content = &bytes[parsed.content.clone()];
+    for r in crate::remote::deliver(&ctx, &id, &parsed, remote_content, &remote).await {
+        let (i, relay, now) = (r.index, &r.relay, now_ms());
+        let (st, dsn, status_word, text) = apply(
+            &ctx.cfg,
+            &parsed,
+            &parsed.states[i],
+            Some(&r.outcome),
+            now,
+            relay,
+        );
         let delay = secs(now.saturating_sub(parsed.envelope.arrival_ms));
+        let a = secs(picked_ms.saturating_sub(parsed.envelope.arrival_ms));
+        let b = secs(start_ms.saturating_sub(picked_ms));
+        let (c, d) = (fmt_secs(r.setup), fmt_secs(r.xfer));
         tracing::info!(
-            "{id}: to=<{}>, relay=none, delay={delay}, dsn={dsn}, status={status_word} ({text})",
-            rcpt.address
+            "{id}: to=<{}>, relay={relay}, delay={delay}, delays={a}/{b}/{c}/{d}, dsn={dsn}, \
+             status={status_word} ({text})",
+            parsed.envelope.recipients[i].address
         );
         changes.push((i, st));
     }
@@ -338,6 +349,7 @@ fn apply(
             (o.reply.code() / 100, o.reply.dsn(), text)
         }
         Some(Outcome::Error(t)) => (4, "4.4.2".to_owned(), t.clone()),
+        Some(Outcome::Permanent { dsn, text }) => (5, dsn.clone(), text.clone()),
         None => (
             4,
             "4.4.0".to_owned(),

@@ -36,6 +36,7 @@ pub mod file;
 mod id;
 pub mod mailq;
 mod pool;
+mod remote;
 mod runner;
 mod schedule;
 mod spool;
