@@ -69,6 +69,18 @@ fn main() -> ExitCode {
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
         .unwrap_or_else(|| "sendmail".to_owned());
+    // Not Postfix options: for help2man (sendmail(8) in the Debian package is this text).
+    match args.get(1).map(String::as_str) {
+        Some("--help") => return print_and_exit(HELP),
+        Some("--version") => {
+            return print_and_exit(concat!(
+                "sendmail (pochta) ",
+                env!("CARGO_PKG_VERSION"),
+                "\n"
+            ))
+        }
+        _ => {}
+    }
     let res = parse_args(&prog, &args[1.min(args.len())..]).and_then(run);
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +89,49 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+const HELP: &str = "\
+Postfix-compatible sendmail command line for pochta-mta (also run as mailq and newaliases)
+
+Usage: sendmail [OPTIONS] [--] [RECIPIENT...]
+       mailq (sendmail -bp)
+       newaliases (sendmail -bi: pochta has no aliases database; does nothing)
+
+A message read from standard input is submitted over SMTP to the local submission socket of
+pochta-mta: POCHTA_SUBMIT_SOCKET, else the service = \"local\" listener of mta.toml, else
+/run/pochta/mta-submit. mailq and -q read the spool: POCHTA_SPOOL, else [queue] dir of
+mta.toml, else /var/spool/pochta.
+
+Options:
+  -t             Recipients from To:, Cc: and Bcc: (Resent-* when present); Bcc: removed
+  -i, -oi        A line with a single dot does not end the message
+  -f SENDER      Envelope sender (also -r)
+  -F NAME        Full name for a generated From: header
+  -N DSN         Delivery status notification: never, or success,delay,failure
+  -R RET         DSN return: hdrs or full
+  -V ENVID       DSN envelope id
+  -B TYPE        Body type: 7BIT or 8BITMIME
+  -C PATH        mta.toml to read the socket and spool from [default: /etc/pochta/mta.toml]
+      --config PATH  Same as -C
+  -bm            Read a message and submit it (the default)
+  -bp            List the queue like Postfix's mailq
+  -bs            SMTP on standard input and output, through the submission socket
+  -bi, -I        Rebuild aliases: nothing to do
+  -q             Ask the running pochta-mta to retry its queue now
+  -qIID          Retry one queued message
+  -qRSITE, -qSSITE  Retry the whole queue
+      --help     Print this help
+      --version  Print the version
+Options Postfix ignores (-v, -Am, -Ac, -h, -m, -n, -o7, -o8, -om, -U, -oX...) are ignored.
+
+Exit status (sysexits, as Postfix): 0 ok, 64 usage, 65 bad input, 69 refused, 70 software
+error, 71 OS error, 75 temporary failure: try again later.
+";
+
+fn print_and_exit(text: &str) -> ExitCode {
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 fn usage(m: impl Into<String>) -> Fatal {
