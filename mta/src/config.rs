@@ -1,8 +1,9 @@
 //! The mta config file (`/etc/pochta/mta.toml`): the runtime's `[server]`, `[tls]` and
 //! `[[listener]]` tables plus `[smtpd]` (protocol and relay policy), `[auth]` (SASL and userdb
-//! sockets), and the queue's own `[queue]` and `[delivery]` tables. Every key has a default;
-//! unknown keys are errors.
+//! sockets), the queue's own `[queue]` and `[delivery]` tables and pochta-outbound's
+//! `[outbound]` (remote delivery). Every key has a default; unknown keys are errors.
 
+use pochta_outbound::OutboundConfig;
 use pochta_queue::{DeliveryConfig, QueueConfig};
 use pochta_server::{
     ByteSize, DaemonConfig, ListenAddress, ListenerConfig, ServerSection, ServiceKind, TlsMode,
@@ -27,6 +28,8 @@ pub struct Config {
     pub queue: QueueConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub outbound: OutboundConfig,
 }
 
 /// Listener roles (Postfix master.cf's smtp, submission, submissions services, and the local
@@ -215,6 +218,7 @@ impl DaemonConfig for Config {
         &self.listeners
     }
     fn validate(&self) -> Result<(), String> {
+        self.outbound.validate()?;
         let s = &self.smtpd;
         if s.max_line < 512 {
             return Err("smtpd.max_line must be at least 512 (RFC 5321)".into());

@@ -121,6 +121,11 @@ impl Mta {
         let mut delivery = cfg.delivery.clone();
         delivery.local_domains = Some(cfg.smtpd.local_domains.clone());
         delivery.hostname = cfg.smtpd.hostname.clone(); // MAILER-DAEMON@… in bounces
+
+        // Other domains: pochta-outbound; EHLO with [outbound] helo_name, else our hostname.
+        let mut outbound = cfg.outbound.clone();
+        outbound.helo_name = outbound.helo_name.or_else(|| cfg.smtpd.hostname.clone());
+        delivery.outbound = pochta_outbound::Outbound::new(outbound);
         drop(spawn_runner(spool.clone(), delivery, stop.clone()));
         Ok(Mta {
             settings: RwLock::new(Arc::new(Settings::new(&cfg, None))),
