@@ -36,8 +36,8 @@ impl Guide {
     fn load(name: &str) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let path = root.join("docs").join(name);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut files = BTreeMap::new();
         let mut lines = text.lines();
         while let Some(line) = lines.next() {
@@ -95,7 +95,8 @@ impl Guide {
 /// Where a guide's system paths, ports and users go in a test: the only changes made to the
 /// guides' config lines.
 struct Local {
-    dir: TempDir,
+    /// removed with the test's files when the test ends
+    _dir: TempDir,
     /// (system path prefix as the guide writes it, private directory)
     paths: Vec<(&'static str, PathBuf)>,
     /// guide port → free loopback port, filled as listen addresses are met
@@ -116,7 +117,7 @@ impl Local {
             })
             .collect();
         Local {
-            dir,
+            _dir: dir,
             paths,
             ports: RefCell::default(),
         }
@@ -129,7 +130,10 @@ impl Local {
                 return PathBuf::from(format!("{}{rest}", local.display()));
             }
         }
-        panic!("{system} is not under a substituted prefix {:?}", self.paths);
+        panic!(
+            "{system} is not under a substituted prefix {:?}",
+            self.paths
+        );
     }
 
     /// The loopback port standing for the guide's port `n`.

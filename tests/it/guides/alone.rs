@@ -8,7 +8,12 @@ fn pochta_alone_as_the_guide_shows() {
     let guide = Guide::load("mix-1-pochta-alone.md");
     let local = Local::new(
         "guide-alone",
-        &["/etc/pochta", "/run/pochta", "/var/mail", "/var/spool/pochta"],
+        &[
+            "/etc/pochta",
+            "/run/pochta",
+            "/var/mail",
+            "/var/spool/pochta",
+        ],
     );
     local.owned_dir("/var/mail");
     local.owned_dir("/var/spool/pochta");
@@ -28,8 +33,22 @@ fn pochta_alone_as_the_guide_shows() {
     let (alice, bob) = ("alice@example.org", "bob@example.org");
 
     // From the Internet on 25, and from alice to bob on 587 and 465 with AUTH.
-    let id = send(local.port(25), "plain", "", ("carol@example.net", alice), "g1-mx", &logs);
-    send(local.port(587), "starttls", alice, (alice, bob), "g1-587", &logs);
+    let id = send(
+        local.port(25),
+        "plain",
+        "",
+        ("carol@example.net", alice),
+        "g1-mx",
+        &logs,
+    );
+    send(
+        local.port(587),
+        "starttls",
+        alice,
+        (alice, bob),
+        "g1-587",
+        &logs,
+    );
     send(local.port(465), "ssl", alice, (alice, bob), "g1-465", &logs);
     read_back(local.port(143), local.port(110), alice, "g1-mx", &logs);
     read_back(local.port(143), local.port(110), bob, "g1-587", &logs);
@@ -37,7 +56,11 @@ fn pochta_alone_as_the_guide_shows() {
 
     // An unknown local user is refused at RCPT time (userdb lookup on authd's socket).
     let p = local.port(25).to_string();
-    let rcpt = python(CLIENT, &["rcpt", &p, "carol@example.net", "nobody@example.org"], &logs);
+    let rcpt = python(
+        CLIENT,
+        &["rcpt", &p, "carol@example.net", "nobody@example.org"],
+        &logs,
+    );
     let reply = value(&rcpt, "rcpt");
     assert!(reply.starts_with("550 5.1.1"), "{reply}\n{}", logs());
 
@@ -50,7 +73,11 @@ fn pochta_alone_as_the_guide_shows() {
 fn follow_queue_id(id: &str, rcpt: &str, mta: &Pochta, mda: &Pochta) {
     let logs = || all_logs(&[mta, mda], &[]);
     let sent = format!("{id}: to=<{rcpt}>, relay=");
-    wait_for(|| mta.log().contains(&sent), "the mta's delivery line", &logs);
+    wait_for(
+        || mta.log().contains(&sent),
+        "the mta's delivery line",
+        &logs,
+    );
     let log = mta.log();
     let line = log.lines().find(|l| l.contains(&sent)).unwrap();
     for want in [
@@ -59,7 +86,11 @@ fn follow_queue_id(id: &str, rcpt: &str, mta: &Pochta, mda: &Pochta) {
         &format!("{id}: from=<carol@example.net>, size="),
         &format!("{id}: removed"),
     ] {
-        assert!(log.contains(want.as_str()), "mta log lacks {want:?}\n{}", logs());
+        assert!(
+            log.contains(want.as_str()),
+            "mta log lacks {want:?}\n{}",
+            logs()
+        );
     }
     assert!(line.contains("status=sent (250 2.0.0 <"), "{line}");
     let session = line
@@ -71,5 +102,9 @@ fn follow_queue_id(id: &str, rcpt: &str, mta: &Pochta, mda: &Pochta) {
     let saved = mda_log
         .lines()
         .find(|l| l.contains(session) && l.contains("saved") && l.contains(rcpt));
-    assert!(saved.is_some(), "no mda-lmtp saved line for {session}\n{}", logs());
+    assert!(
+        saved.is_some(),
+        "no mda-lmtp saved line for {session}\n{}",
+        logs()
+    );
 }

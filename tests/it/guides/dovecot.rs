@@ -49,15 +49,33 @@ fn mta_in_front_of_dovecot_as_the_guide_shows() {
     let logs = || all_logs(&[&mta], &[("dovecot", dovecot.log())]);
     let (alice, bob) = ("alice@example.org", "bob@example.org");
 
-    let id = send(local.port(25), "plain", "", ("carol@example.net", alice), "g3-mx", &logs);
-    send(local.port(587), "starttls", alice, (alice, bob), "g3-587", &logs);
+    let id = send(
+        local.port(25),
+        "plain",
+        "",
+        ("carol@example.net", alice),
+        "g3-mx",
+        &logs,
+    );
+    send(
+        local.port(587),
+        "starttls",
+        alice,
+        (alice, bob),
+        "g3-587",
+        &logs,
+    );
     read_back(local.port(143), local.port(110), alice, "g3-mx", &logs);
     read_back(local.port(143), local.port(110), bob, "g3-587", &logs);
 
     // The mta's delivery line carries Dovecot LMTP's reply with its session id, which Dovecot
     // logs on its own line for the delivery.
     let sent = format!("{id}: to=<{alice}>, relay=");
-    wait_for(|| mta.log().contains(&sent), "the mta's delivery line", &logs);
+    wait_for(
+        || mta.log().contains(&sent),
+        "the mta's delivery line",
+        &logs,
+    );
     let log = mta.log();
     let line = log.lines().find(|l| l.contains(&sent)).unwrap();
     let session = line
@@ -73,7 +91,11 @@ fn mta_in_front_of_dovecot_as_the_guide_shows() {
     );
 
     let p = local.port(25).to_string();
-    let rcpt = python(CLIENT, &["rcpt", &p, "carol@example.net", "nobody@example.org"], &logs);
+    let rcpt = python(
+        CLIENT,
+        &["rcpt", &p, "carol@example.net", "nobody@example.org"],
+        &logs,
+    );
     let reply = value(&rcpt, "rcpt");
     assert!(reply.starts_with("550 5.1.1"), "{reply}\n{}", logs());
 }

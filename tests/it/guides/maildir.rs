@@ -138,7 +138,12 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
             v
         };
         let (a, b) = (view(&theirs.0, &theirs.1), view(&ours.0, &ours.1));
-        assert_eq!(a, b, "after {after}: Dovecot (left) and pochta differ\n{}", logs());
+        assert_eq!(
+            a,
+            b,
+            "after {after}: Dovecot (left) and pochta differ\n{}",
+            logs()
+        );
         let text = format!("{a:?}");
         for w in want {
             assert!(text.contains(w), "after {after}: no {w:?} in {text}");
@@ -146,7 +151,10 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
     };
     same(
         "Dovecot's changes",
-        &["INBOX uid=2 flags=($label1 \\\\Flagged)", "\"subscribed\", \"Archive\""],
+        &[
+            "INBOX uid=2 flags=($label1 \\\\Flagged)",
+            "\"subscribed\", \"Archive\"",
+        ],
     );
     python(TURNS, &["pochta-turn", &ours.0, alice], &logs);
     python(TURNS, &["lmtp", &sock, alice, "g4-4"], &logs);

@@ -92,7 +92,12 @@ fn postfix_in_front_as_the_guide_shows() {
     let pop3d_cfg = local.install(&mix1, "pop3d.toml", "/etc/pochta/pop3d.toml");
     let pop3d = Pochta::start("pop3d", &pop3d_cfg);
     guide.done();
-    let logs = || all_logs(&[&authd, &mda, &imapd, &pop3d], &[("postfix", postfix.log())]);
+    let logs = || {
+        all_logs(
+            &[&authd, &mda, &imapd, &pop3d],
+            &[("postfix", postfix.log())],
+        )
+    };
     let (alice, bob) = ("alice@example.org", "bob@example.org");
 
     // The sockets Postfix uses belong to postfix, as the guide says.
@@ -100,27 +105,53 @@ fn postfix_in_front_as_the_guide_shows() {
     for s in ["pochta-auth", "pochta-lmtp"] {
         let meta = std::fs::metadata(private.join(s)).unwrap();
         use std::os::unix::fs::MetadataExt;
-        assert_eq!((meta.uid(), meta.mode() & 0o777), (pf.uid.as_raw(), 0o600), "{s}");
+        assert_eq!(
+            (meta.uid(), meta.mode() & 0o777),
+            (pf.uid.as_raw(), 0o600),
+            "{s}"
+        );
     }
 
-    let id = send(smtp, "plain", "", ("carol@example.net", alice), "g2-mx", &logs);
+    let id = send(
+        smtp,
+        "plain",
+        "",
+        ("carol@example.net", alice),
+        "g2-mx",
+        &logs,
+    );
     send(smtp, "starttls", alice, (alice, bob), "g2-auth", &logs);
     read_back(local.port(143), local.port(110), alice, "g2-mx", &logs);
     read_back(local.port(143), local.port(110), bob, "g2-auth", &logs);
     let delivered = format!("{id}: to=<{alice}>, relay=");
-    wait_for(|| postfix.log().contains(&delivered), "Postfix's lmtp line", &logs);
+    wait_for(
+        || postfix.log().contains(&delivered),
+        "Postfix's lmtp line",
+        &logs,
+    );
     let log = postfix.log();
     let line = log.lines().find(|l| l.contains(&delivered)).unwrap();
-    assert!(line.contains("status=sent (250 2.0.0 <alice@example.org> "), "{line}");
+    assert!(
+        line.contains("status=sent (250 2.0.0 <alice@example.org> "),
+        "{line}"
+    );
 
     // Unknown user: 550 from the verify probe through mda-lmtp and authd's userdb.
     let p = smtp.to_string();
-    let rcpt = python(CLIENT, &["rcpt", &p, "carol@example.net", "nobody@example.org"], &logs);
+    let rcpt = python(
+        CLIENT,
+        &["rcpt", &p, "carol@example.net", "nobody@example.org"],
+        &logs,
+    );
     let reply = value(&rcpt, "rcpt");
     assert!(reply.starts_with("550"), "{reply}\n{}", logs());
     // A wrong password: Postfix's 535 after authd's FAIL.
     let bad = python(BAD_AUTH, &[&p, alice], &logs);
-    assert!(value(&bad, "auth").starts_with("535 5.7.8"), "{bad:?}\n{}", logs());
+    assert!(
+        value(&bad, "auth").starts_with("535 5.7.8"),
+        "{bad:?}\n{}",
+        logs()
+    );
 }
 
 /// AUTH PLAIN after STARTTLS with a wrong password; prints `auth` with the reply.
