@@ -15,6 +15,7 @@ mod lmtp;
 mod maildir_dovecot;
 mod mta;
 mod mta_queue;
+mod packaging;
 mod password;
 mod pop3;
 mod runtime;
