@@ -420,6 +420,7 @@ impl Drop for Dovecot {
 /// - `send PORT MODE USER FROM TO SUBJECT`: MODE plain|starttls|ssl; USER empty = no AUTH;
 ///   prints `queued` with the final reply to DATA;
 /// - `rcpt PORT FROM TO`: prints `rcpt` with the reply code and text to RCPT;
+/// - `badauth PORT USER`: STARTTLS, AUTH with a wrong password; prints `auth` with the reply;
 /// - `imap PORT USER SUBJECT` / `pop3 PORT USER SUBJECT`: STARTTLS/STLS, login, wait (20 s)
 ///   until a message with that subject is there; prints `found` with its Subject line.
 const CLIENT: &str = r#"
@@ -465,6 +466,16 @@ elif cmd == "rcpt":
     code, text = s.rcpt(rcpt)
     out("rcpt", f"{code} {text.decode()}")
     s.quit()
+elif cmd == "badauth":
+    port, user = args[:2]
+    s = smtplib.SMTP("127.0.0.1", int(port), timeout=30)
+    s.starttls(context=ctx)
+    s.ehlo("client.example.net")
+    try:
+        s.login(user, "not the password")
+        out("auth", "succeeded")
+    except smtplib.SMTPAuthenticationError as e:
+        out("auth", f"{e.smtp_code} {e.smtp_error.decode()}")
 elif cmd == "imap":
     port, user, subject = args[:3]
     m = imaplib.IMAP4("127.0.0.1", int(port))

@@ -65,6 +65,59 @@ fn pochta_alone_as_the_guide_shows() {
     assert!(reply.starts_with("550 5.1.1"), "{reply}\n{}", logs());
 
     follow_queue_id(&id, alice, mta, mda);
+    troubles(&local, &mut daemons);
+}
+
+/// The failures troubleshooting.md explains, and the lines they leave in the logs.
+fn troubles(local: &Local, daemons: &mut [Pochta]) {
+    let alice = "alice@example.org";
+    {
+        let logs = || all_logs(&daemons.iter().collect::<Vec<_>>(), &[]);
+        // A wrong password: 535 from the mta, the reason in authd's log only.
+        let p = local.port(587).to_string();
+        let bad = python(CLIENT, &["badauth", &p, alice], &logs);
+        assert!(value(&bad, "auth").starts_with("535 5.7.8"), "{bad:?}");
+        // Plaintext on the implicit-TLS port.
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", local.port(465))).unwrap();
+        std::io::Write::write_all(&mut c, b"EHLO client.example.net\r\n").unwrap();
+    }
+    // mda-lmtp down: the mta keeps the message and says why.
+    daemons[1].daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemons[1].daemon.wait_exit(DEADLINE);
+    let logs = || all_logs(&daemons.iter().collect::<Vec<_>>(), &[]);
+    let id = send(
+        local.port(25),
+        "plain",
+        "",
+        ("carol@example.net", alice),
+        "g1-down",
+        &logs,
+    );
+    let deferred = format!("{id}: to=<{alice}>, relay=");
+    wait_for(
+        || daemons[2].log().contains(&deferred),
+        "the deferred line",
+        &logs,
+    );
+    let (mta, authd) = (daemons[2].log(), daemons[0].log());
+    let line = mta.lines().find(|l| l.contains(&deferred)).unwrap();
+    assert!(
+        line.contains("dsn=4.4.2, status=deferred (connect to local["),
+        "{line}"
+    );
+    for (log, want) in [
+        (
+            &authd,
+            "authentication failed: password mismatch mech=\"PLAIN\" user=\"alice@",
+        ),
+        (
+            &mta,
+            "]: SASL PLAIN authentication failed: (reason unavailable)",
+        ),
+        (&mta, "TLS handshake failed error="),
+    ] {
+        assert!(log.contains(want), "no {want:?} in the logs\n{}", logs());
+    }
 }
 
 /// troubleshooting.md's walk: the queue id from `250 … queued as ID` leads to the mta's

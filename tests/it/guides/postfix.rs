@@ -146,24 +146,10 @@ fn postfix_in_front_as_the_guide_shows() {
     let reply = value(&rcpt, "rcpt");
     assert!(reply.starts_with("550"), "{reply}\n{}", logs());
     // A wrong password: Postfix's 535 after authd's FAIL.
-    let bad = python(BAD_AUTH, &[&p, alice], &logs);
+    let bad = python(CLIENT, &["badauth", &p, alice], &logs);
     assert!(
         value(&bad, "auth").starts_with("535 5.7.8"),
         "{bad:?}\n{}",
         logs()
     );
 }
-
-/// AUTH PLAIN after STARTTLS with a wrong password; prints `auth` with the reply.
-const BAD_AUTH: &str = r#"
-import smtplib, ssl, sys
-port, user = sys.argv[1:3]
-s = smtplib.SMTP("127.0.0.1", int(port), timeout=30)
-s.starttls(context=ssl._create_unverified_context())
-s.ehlo("client.example.net")
-try:
-    s.login(user, "not the password")
-    print("auth\tsucceeded")
-except smtplib.SMTPAuthenticationError as e:
-    print(f"auth\t{e.smtp_code} {e.smtp_error.decode()}")
-"#;
