@@ -14,6 +14,7 @@ mod imap;
 mod lmtp;
 mod maildir_dovecot;
 mod mta;
+mod mta_bounce;
 mod mta_queue;
 mod packaging;
 mod password;
