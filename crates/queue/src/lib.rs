@@ -8,8 +8,13 @@
 //! ([`spawn_runner`]) keeps an in-memory schedule ordered by next attempt (built once at start,
 //! then fed by enqueues, results and `flush` requests — no periodic rescans) and delivers over
 //! LMTP with per-recipient results, exponential backoff, connection reuse and bounded
-//! concurrency. [`mailq`] prints the queue in Postfix's layout; [`admin`] holds what
-//! `pochta queue` and `sendmail -q` do.
+//! concurrency. Recipients that fail for good (5xx, or 4xx past `maximal_queue_lifetime`)
+//! are reported to the sender with an RFC 3464 bounce, stuck ones with one delay notice after
+//! `delay_warning_time`, NOTIFY=SUCCESS ones with a success DSN (`bounce`, `dsn`): each notice
+//! is a new queue message from `<>`, committed before the original's records say "notified";
+//! the original is removed when every recipient is delivered or bounced and notified.
+//! [`mailq`] prints the queue in Postfix's layout; [`admin`] holds what `pochta queue` and
+//! `sendmail -q` do.
 //!
 //! Trust: the queue files are ours (checksummed; a corrupt one is moved to `corrupt/`, never
 //! deleted); the LMTP server's replies are parsed by pochta-smtp-client with limits. Runs as the
@@ -20,8 +25,10 @@
 //! for the admin), `tmp/` (scratch, emptied at start), `lock` (flock of the running mta),
 //! `flush` (UNIX datagram socket: `flush` or `flush <id>` makes the runner retry now).
 //!
-//! RFCs: 5321 §4.5.4 (retry strategy), 2033 (LMTP per-recipient replies), 3461 (DSN parameters
-//! kept with the recipient).
+//! RFCs: 5321 §4.5.4 (retry strategy), 2033 (LMTP per-recipient replies), 3461 (DSN
+//! parameters NOTIFY/RET/ENVID/ORCPT kept with the recipient and honoured), 3464 + 6522
+//! (delivery status notifications, multipart/report), 3463 (enhanced status codes, 4.4.7
+//! for an expired message), 6533 (`utf-8` address type for non-ASCII recipients).
 //!
 //! Dependencies: nix for flock(2); pochta-smtp for the DSN/BODY types the smtpd parses.
 
