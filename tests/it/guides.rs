@@ -607,3 +607,59 @@ fn dovecot_base(local: &Local, users: &Path) -> String {
         users = users.display(),
     )
 }
+
+/// The packaged unit etc/systemd/pochta-`daemon`.service (ProtectSystem=strict: read-only but
+/// for its ReadWritePaths=), plus the guide's drop-in `dropin`, lets the daemon create every
+/// UNIX socket and write every spool or mail directory that `config` (the guide's text, system
+/// paths) names.
+fn assert_unit_allows(daemon: &str, config: &str, dropin: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let unit_path = root.join(format!("etc/systemd/pochta-{daemon}.service"));
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let writable: Vec<&str> = unit
+        .lines()
+        .chain(dropin.lines())
+        .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+        .flat_map(str::split_whitespace)
+        .collect();
+    let doc: toml::Table = config.parse().unwrap();
+    let mut needed = Vec::new();
+    for l in doc
+        .get("listener")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(a) = l.get("address").and_then(|v| v.as_str()) {
+            if a.starts_with('/') {
+                needed.push(Path::new(a).parent().unwrap().display().to_string());
+            }
+        }
+    }
+    for (table, key) in [
+        ("queue", "dir"),
+        ("delivery", "mail_location"),
+        ("mail", "location"),
+    ] {
+        let v = doc
+            .get(table)
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str());
+        if let Some(v) = v {
+            let path = v.strip_prefix("maildir:").unwrap_or(v);
+            let fixed = path.split('%').next().unwrap().trim_end_matches('/');
+            needed.push(fixed.to_owned());
+        }
+    }
+    for n in needed {
+        let ok = writable
+            .iter()
+            .any(|w| n == *w || n.starts_with(&format!("{}/", w.trim_end_matches('/'))));
+        assert!(
+            ok,
+            "pochta-{daemon} needs to write {n}, but {} (with the guide's drop-in) makes it \
+             read-only: ReadWritePaths={writable:?}",
+            unit_path.display()
+        );
+    }
+}

@@ -22,6 +22,7 @@ fn pochta_alone_as_the_guide_shows() {
     let mut daemons = Vec::new();
     for name in ["authd", "mda-lmtp", "mta", "imapd", "pop3d"] {
         let file = format!("{name}.toml");
+        assert_unit_allows(name, &guide.file(&file), "");
         let config = local.install(&guide, &file, &format!("/etc/pochta/{file}"));
         daemons.push(Pochta::start(name, &config));
     }

@@ -43,6 +43,7 @@ fn mta_in_front_of_dovecot_as_the_guide_shows() {
     }
 
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
+    assert_unit_allows("mta", &guide.file("mta.toml"), "");
     let mta_cfg = local.install(&guide, "mta.toml", "/etc/pochta/mta.toml");
     let mta = Pochta::start("mta", &mta_cfg);
     guide.done();

@@ -123,6 +123,8 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
     python(TURNS, &["dovecot-turn", &theirs.0, alice], &logs0);
 
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
+    assert_unit_allows("imapd", &guide.file("imapd.toml"), "");
+    assert_unit_allows("pop3d", &guide.file("pop3d.toml"), "");
     let imapd_cfg = local.install(&guide, "imapd.toml", "/etc/pochta/imapd.toml");
     let imapd = Pochta::start("imapd", &imapd_cfg);
     let pop3d_cfg = local.install(&guide, "pop3d.toml", "/etc/pochta/pop3d.toml");

@@ -83,6 +83,9 @@ fn postfix_in_front_as_the_guide_shows() {
     let logs0 = || postfix.log();
     wait_for(|| private.is_dir(), "Postfix's private/ directory", &logs0);
 
+    let dropin = guide.file("postfix-private.conf");
+    assert_unit_allows("authd", &guide.file("authd.toml"), &dropin);
+    assert_unit_allows("mda-lmtp", &guide.file("mda-lmtp.toml"), &dropin);
     let authd_cfg = local.install(&guide, "authd.toml", "/etc/pochta/authd.toml");
     let authd = Pochta::start("authd", &authd_cfg);
     let mda_cfg = local.install(&guide, "mda-lmtp.toml", "/etc/pochta/mda-lmtp.toml");
