@@ -16,6 +16,7 @@ mod maildir_dovecot;
 mod mta;
 mod mta_bounce;
 mod mta_queue;
+mod outbound;
 mod packaging;
 mod password;
 mod pop3;
