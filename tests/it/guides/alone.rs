@@ -15,7 +15,7 @@ fn pochta_alone_as_the_guide_shows() {
             "/var/spool/pochta",
         ],
     );
-    local.owned_dir("/var/mail");
+    local.owned_dir("/var/mail/example.org");
     local.owned_dir("/var/spool/pochta");
     local.install(&guide, "users", "/etc/pochta/users");
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");

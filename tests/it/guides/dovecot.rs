@@ -21,7 +21,7 @@ fn mta_in_front_of_dovecot_as_the_guide_shows() {
             "/var/spool/pochta",
         ],
     );
-    local.owned_dir("/var/mail");
+    local.owned_dir("/var/mail/example.org");
     local.owned_dir("/var/spool/pochta");
     let users = local.install(&mix1, "users", "/etc/dovecot/users");
     let conf = dovecot_base(&local, &users)

@@ -98,7 +98,7 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
             "/var/mail",
         ],
     );
-    local.owned_dir("/var/mail");
+    local.owned_dir("/var/mail/example.org");
     let users = local.install(&mix1, "users", "/etc/dovecot/users");
     let conf = dovecot_base(&local, &users) + &local.apply(&guide.file("dovecot.conf"));
     let conf_path = local.path("/etc/dovecot/dovecot.conf");

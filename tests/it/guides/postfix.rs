@@ -60,7 +60,7 @@ fn postfix_in_front_as_the_guide_shows() {
             "/var/log",
         ],
     );
-    local.owned_dir("/var/mail");
+    local.owned_dir("/var/mail/example.org");
     local.install(&mix1, "users", "/etc/pochta/users");
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
 
