@@ -180,7 +180,6 @@ enum Peers {
 
 /// authd + mda-lmtp (or Dovecot) + the mta on free loopback ports.
 struct Stack {
-    dir: TempDir,
     mta: Proc,
     authd: Option<Proc>,
     mda: Option<Proc>,
@@ -190,6 +189,9 @@ struct Stack {
     submissions: u16,
     local: PathBuf,
     spool: PathBuf,
+    /// Last: fields drop in order, and the peers' pid files live here (Dovecot's Drop reads
+    /// its master.pid).
+    dir: TempDir,
 }
 
 impl Stack {

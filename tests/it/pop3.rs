@@ -346,7 +346,6 @@ fn b64(s: &str) -> Vec<u8> {
 
 /// pochta-authd, a Dovecot with LMTP + pop3 sharing its passwd-file, and pochta-pop3d.
 struct Setup {
-    _dir: TempDir,
     pop3d_dir: TempDir,
     authd: Authd,
     dovecot: Dovecot,
@@ -356,6 +355,8 @@ struct Setup {
     /// A third listener with `max_connections = 1` and `idle_timeout = "1s"`.
     limited_port: u16,
     maildir: PathBuf,
+    /// Last: fields drop in order, and Dovecot's Drop reads its master.pid from here.
+    _dir: TempDir,
 }
 
 impl Setup {
