@@ -663,3 +663,66 @@ fn assert_unit_allows(daemon: &str, config: &str, dropin: &str) {
         );
     }
 }
+
+/// Every "`[table] key`" the docs name is a key of some sample config in etc/ (where each key
+/// is listed, commented out with its default when unset): the settings tables of upgrade.md and
+/// the guides' prose cannot name keys that do not exist.
+#[test]
+fn docs_name_real_config_keys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let samples: Vec<String> = std::fs::read_dir(root.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    // (table, key) as the samples have them: `key =` or `# key =` under `[table]`/`[[table]]`.
+    let mut known = BTreeSet::new();
+    for text in &samples {
+        let mut table = String::new();
+        for line in text.lines() {
+            let l = line.trim_start_matches("# ").trim();
+            if let Some(t) = l.strip_prefix('[').and_then(|t| t.split(']').next()) {
+                if !l.contains('=') {
+                    table = t.trim_matches(['[', ']']).to_owned();
+                    continue;
+                }
+            }
+            if let Some((k, _)) = l.split_once(" =") {
+                if k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    known.insert((table.clone(), k.to_owned()));
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for piece in text.split("`[").skip(1) {
+            let Some((table, rest)) = piece.split_once("] ") else {
+                continue;
+            };
+            let key: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let plain = |s: &str| {
+                s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            };
+            if key.is_empty() || !plain(table) || table == "time" {
+                continue;
+            }
+            assert!(
+                known.contains(&(table.to_owned(), key.clone())),
+                "{}: `[{table}] {key}` is not a key of any etc/*.toml",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} keys found in docs/");
+}
