@@ -55,6 +55,22 @@ fn pochta_alone_as_the_guide_shows() {
     read_back(local.port(143), local.port(110), bob, "g1-587", &logs);
     read_back(local.port(143), local.port(110), bob, "g1-465", &logs);
 
+    // sendmail(1) over the local listener, finding it through mta.toml as admins run it.
+    let mut sendmail = Command::new(bin_dir().join("sendmail"))
+        .arg("-C")
+        .arg(local.path("/etc/pochta/mta.toml"))
+        .arg(alice)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sendmail is built with pochta-mta");
+    let msg = b"Subject: g1-sendmail\n\nFrom cron.\n";
+    std::io::Write::write_all(sendmail.stdin.as_mut().unwrap(), msg).unwrap();
+    let out = sendmail.wait_with_output().unwrap();
+    assert!(out.status.success(), "sendmail: {out:?}\n{}", logs());
+    read_back(local.port(143), local.port(110), alice, "g1-sendmail", &logs);
+
     // An unknown local user is refused at RCPT time (userdb lookup on authd's socket).
     let p = local.port(25).to_string();
     let rcpt = python(
