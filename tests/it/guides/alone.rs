@@ -69,7 +69,13 @@ fn pochta_alone_as_the_guide_shows() {
     std::io::Write::write_all(sendmail.stdin.as_mut().unwrap(), msg).unwrap();
     let out = sendmail.wait_with_output().unwrap();
     assert!(out.status.success(), "sendmail: {out:?}\n{}", logs());
-    read_back(local.port(143), local.port(110), alice, "g1-sendmail", &logs);
+    read_back(
+        local.port(143),
+        local.port(110),
+        alice,
+        "g1-sendmail",
+        &logs,
+    );
 
     // An unknown local user is refused at RCPT time (userdb lookup on authd's socket).
     let p = local.port(25).to_string();
