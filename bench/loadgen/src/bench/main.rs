@@ -19,6 +19,7 @@ mod row_auth;
 mod row_e2e;
 mod row_imap;
 mod row_lmtp;
+mod row_outbound;
 mod row_pop3;
 mod row_smtp;
 
@@ -54,6 +55,11 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     ),
     ("pop3", &["pop3d", "authd"], "POP3 RETR throughput"),
     (
+        "outbound",
+        &["mta"],
+        "remote delivery from the queue to smtp-sink, 20 connections",
+    ),
+    (
         "imap",
         &["imapd", "authd"],
         "IMAP large mailbox, mixed load, idle RSS",
@@ -66,7 +72,7 @@ const ROWS: &[(&str, &[&str], &str)] = &[
     about = "pochta side by side with Postfix and Dovecot"
 )]
 struct Cli {
-    /// Rows to run (default: all): auth lmtp smtp e2e pop3 imap.
+    /// Rows to run (default: all): auth lmtp smtp e2e pop3 outbound imap.
     rows: Vec<String>,
     /// Where the pochta-* release binaries are.
     #[arg(long)]
@@ -115,7 +121,7 @@ fn run(cli: Cli) -> Result<(), String> {
     for r in &cli.rows {
         if !ROWS.iter().any(|(n, _, _)| n == r) {
             return Err(format!(
-                "unknown row {r:?}; rows: auth lmtp smtp e2e pop3 imap"
+                "unknown row {r:?}; rows: auth lmtp smtp e2e pop3 outbound imap"
             ));
         }
     }
@@ -181,6 +187,7 @@ fn run(cli: Cli) -> Result<(), String> {
             "smtp" => row_smtp::run(&ctx)?,
             "e2e" => row_e2e::run(&ctx)?,
             "imap" => row_imap::run(&ctx)?,
+            "outbound" => row_outbound::run(&ctx)?,
             _ => {
                 let msg = format!(
                     "{row}: skipped: pochta-{} is built but the harness has no {row} row yet",
