@@ -82,13 +82,20 @@ elif cmd == "lmtp":
     s.quit()
 "#;
 
-#[test]
-fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
-    require_root("the mixing guides' tests (Dovecot; daemons drop to nobody)");
+/// The guide's Dovecot (with `dovecot_extra` appended to its lines) with its sockets up.
+struct Setup {
+    guide: Guide,
+    local: Local,
+    dovecot: Dovecot,
+    /// Dovecot's LMTP socket
+    sock: String,
+}
+
+fn setup(tag: &str, dovecot_extra: &str) -> Setup {
     let guide = Guide::load("mix-4-shared-maildir.md");
     let mix1 = Guide::load("mix-1-pochta-alone.md");
     let local = Local::new(
-        "guide-maildir",
+        tag,
         &[
             "/etc/pochta",
             "/etc/dovecot",
@@ -100,7 +107,8 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
     );
     local.owned_dir("/var/mail/example.org");
     let users = local.install(&mix1, "users", "/etc/dovecot/users");
-    let conf = dovecot_base(&local, &users) + &local.apply(&guide.file("dovecot.conf"));
+    let conf =
+        dovecot_base(&local, &users) + &local.apply(&guide.file("dovecot.conf")) + dovecot_extra;
     let conf_path = local.path("/etc/dovecot/dovecot.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let dovecot = Dovecot::start(
@@ -114,8 +122,26 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
         let p = local.path(&format!("/run/dovecot/{s}"));
         wait_for(|| p.exists(), "Dovecot's sockets", &logs0);
     }
-    let alice = "alice@example.org";
     let sock = lmtp.display().to_string();
+    Setup {
+        guide,
+        local,
+        dovecot,
+        sock,
+    }
+}
+
+#[test]
+fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
+    require_root("the mixing guides' tests (Dovecot; daemons drop to nobody)");
+    let Setup {
+        guide,
+        local,
+        dovecot,
+        sock,
+    } = setup("guide-maildir", "");
+    let logs0 = || dovecot.log();
+    let alice = "alice@example.org";
     for n in 1..=3 {
         python(TURNS, &["lmtp", &sock, alice, &format!("g4-{n}")], &logs0);
     }
@@ -167,5 +193,51 @@ fn dovecot_and_pochta_share_a_maildir_as_the_guide_shows() {
             "INBOX uid=4 flags=()",
             "\"subscribed\", \"Projects\"",
         ],
+    );
+}
+
+/// The guide's advice for a Dovecot whose `pop3_uidl_format` is not the default: with
+/// `pop3_save_uidl = yes` and one POP3 login through Dovecot, the UIDLs are kept in
+/// dovecot-uidlist and pochta-pop3d answers them unchanged.
+#[test]
+fn saved_uidls_of_another_format_survive_the_switch() {
+    require_root("the mixing guides' tests (Dovecot; daemons drop to nobody)");
+    let extra = "pop3_uidl_format = %08Xv-%08Xu-%g\npop3_save_uidl = yes\n";
+    let Setup {
+        guide,
+        local,
+        dovecot,
+        sock,
+    } = setup("guide-uidl", extra);
+    let logs0 = || dovecot.log();
+    let alice = "alice@example.org";
+    for n in 1..=3 {
+        python(
+            TURNS,
+            &["lmtp", &sock, alice, &format!("g4-uidl-{n}")],
+            &logs0,
+        );
+    }
+    let theirs = python(
+        TURNS,
+        &["uidl", &local.port(110).to_string(), alice],
+        &logs0,
+    );
+    assert!(
+        theirs.iter().any(|(k, v)| k == "uidl" && v.contains('-')),
+        "Dovecot did not use the configured format: {theirs:?}"
+    );
+    local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
+    let pop3d_cfg = local.install(&guide, "pop3d.toml", "/etc/pochta/pop3d.toml");
+    let pop3d = Pochta::start("pop3d", &pop3d_cfg);
+    let logs = || all_logs(&[&pop3d], &[("dovecot", dovecot.log())]);
+    let ours = python(
+        TURNS,
+        &["uidl", &local.port(1110).to_string(), alice],
+        &logs,
+    );
+    assert_eq!(
+        theirs, ours,
+        "Dovecot's saved UIDLs (left) differ from pochta-pop3d's"
     );
 }
