@@ -17,7 +17,10 @@ fn pochta_alone_as_the_guide_shows() {
     );
     local.owned_dir("/var/mail/example.org");
     local.owned_dir("/var/spool/pochta");
-    local.install(&guide, "users", "/etc/pochta/users");
+    let users = local.install(&guide, "users", "/etc/pochta/users");
+    // the guide's `chgrp pochta … && chmod 0640 …`: only authd's group may read the hashes
+    nix::unistd::chown(&users, None, Some(nobody().gid)).unwrap();
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
     let mut daemons = Vec::new();
     for name in ["authd", "mda-lmtp", "mta", "imapd", "pop3d"] {
