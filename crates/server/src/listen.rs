@@ -70,8 +70,20 @@ impl SystemdSockets {
         Ok(SystemdSockets { fds })
     }
 
-    fn take_named(&mut self, name: &str) -> Option<OwnedFd> {
-        let i = self.fds.iter().position(|(n, _)| n == name)?;
+    /// The passed socket for a listener: among those named like it, the one bound to the
+    /// listener's address (UNIX path, or TCP port), else the first of that name. Two listeners
+    /// of one service (say two `lmtp` sockets) thus each get their own socket even when the
+    /// .socket units leave FileDescriptorName= at the same value.
+    fn take_for<S: ServiceKind>(&mut self, cfg: &ListenerConfig<S>) -> Option<OwnedFd> {
+        let name = cfg.fd_name();
+        let named: Vec<usize> = (0..self.fds.len())
+            .filter(|&i| self.fds[i].0 == name)
+            .collect();
+        let i = named
+            .iter()
+            .copied()
+            .find(|&i| bound_to(&self.fds[i].1, &cfg.address))
+            .or_else(|| named.first().copied())?;
         Some(self.fds.remove(i).1)
     }
 
@@ -88,13 +100,26 @@ pub fn bind_all<S: ServiceKind>(
 ) -> Result<Vec<BoundListener<S>>, String> {
     let mut out = Vec::with_capacity(configs.len());
     for cfg in configs {
-        let bound = match systemd.take_named(cfg.fd_name()) {
+        let bound = match systemd.take_for(cfg) {
             Some(fd) => adopt(cfg, fd)?,
             None => bind(cfg)?,
         };
         out.push(bound);
     }
     Ok(out)
+}
+
+/// Whether a passed socket is bound to `want` (same UNIX path, or same TCP port).
+fn bound_to(fd: &OwnedFd, want: &ListenAddress) -> bool {
+    let Ok(local) = socket2::SockRef::from(fd).local_addr() else {
+        return false;
+    };
+    match want {
+        ListenAddress::Tcp(want) => local
+            .as_socket()
+            .is_some_and(|got| got.port() == want.port()),
+        ListenAddress::Unix(want) => local.as_pathname().is_some_and(|got| got == want.as_path()),
+    }
 }
 
 /// Uses a socket systemd passed, after checking it is the kind of socket the config describes.
@@ -120,7 +145,14 @@ fn adopt<S: ServiceKind>(cfg: &ListenerConfig<S>, fd: OwnedFd) -> Result<BoundLi
             }
             StdListener::Tcp(sock.into())
         }
-        (ListenAddress::Unix(_), None) if local.is_unix() => StdListener::Unix(sock.into()),
+        (ListenAddress::Unix(want), None) if local.is_unix() => {
+            if local.as_pathname() != Some(want.as_path()) {
+                tracing::warn!(fd_name = name, config = %want.display(),
+                    passed = ?local.as_pathname(),
+                    "systemd socket path differs from the config; using the passed socket");
+            }
+            StdListener::Unix(sock.into())
+        }
         (want, _) => {
             return Err(format!(
                 "systemd socket {name:?} is not of the kind configured ({want}); \
@@ -224,5 +256,61 @@ pub(crate) fn lookup_group(name: &str) -> Result<nix::unistd::Gid, String> {
         Ok(Some(g)) => Ok(g.gid),
         Ok(None) => Err(format!("group {name:?} does not exist")),
         Err(e) => Err(format!("cannot look up group {name:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Clone, Debug, serde::Deserialize)]
+    struct Lmtp;
+
+    impl ServiceKind for Lmtp {
+        fn name(&self) -> &'static str {
+            "lmtp"
+        }
+        fn default_idle_timeout(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(60)
+        }
+    }
+
+    fn listener(path: &Path) -> ListenerConfig<Lmtp> {
+        ListenerConfig {
+            service: Lmtp,
+            address: ListenAddress::Unix(path.to_path_buf()),
+            fd_name: None,
+            tls: Default::default(),
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            idle_timeout: None,
+            owner: None,
+            group: None,
+            mode: None,
+        }
+    }
+
+    #[test]
+    fn passed_sockets_of_one_name_go_to_the_listener_of_their_path() {
+        let dir = std::env::temp_dir().join(format!("pochta-listen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b, c) = (dir.join("a.sock"), dir.join("b.sock"), dir.join("c.sock"));
+        let fd = |p: &Path| OwnedFd::from(std::os::unix::net::UnixListener::bind(p).unwrap());
+        // systemd passes b before a, both named "lmtp" (FileDescriptorName= left unset alike)
+        let mut passed = SystemdSockets {
+            fds: vec![("lmtp".into(), fd(&b)), ("lmtp".into(), fd(&a))],
+        };
+        let path_of = |fd: &OwnedFd| {
+            let addr = socket2::SockRef::from(fd).local_addr().unwrap();
+            addr.as_pathname().unwrap().to_path_buf()
+        };
+        assert_eq!(path_of(&passed.take_for(&listener(&a)).unwrap()), a);
+        // no passed socket has c's path: the remaining one of the name is used (with a warning)
+        assert_eq!(path_of(&passed.take_for(&listener(&c)).unwrap()), b);
+        assert!(passed.take_for(&listener(&a)).is_none());
+        assert!(passed.unclaimed().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
