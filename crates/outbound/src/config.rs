@@ -35,8 +35,14 @@ pub struct OutboundConfig {
     /// (STARTTLS when offered, any certificate), `encrypt` (TLS required, certificate not
     /// checked), `verify` (TLS required, certificate chain and the MX host name checked).
     pub tls: TlsPolicy,
-    /// Trust anchors for `verify` (PEM bundle; Postfix smtp_tls_CAfile).
+    /// Trust anchors for `verify` and MTA-STS (PEM bundle; Postfix smtp_tls_CAfile).
     pub tls_ca_file: PathBuf,
+    /// Honour MTA-STS (RFC 8461) policies of recipient domains whose TLS policy is `may` or
+    /// `encrypt` and that have no next-hop override: `enforce` turns the delivery into
+    /// `verify` to matching MX hosts only.
+    pub mta_sts: bool,
+    /// HTTPS port of `mta-sts.<domain>` (443; other values are for tests).
+    pub mta_sts_port: u16,
     /// Per-domain overrides (Postfix transport_maps + smtp_tls_policy_maps): the key is the
     /// recipient domain.
     pub domains: BTreeMap<String, DomainPolicy>,
@@ -71,6 +77,8 @@ impl Default for OutboundConfig {
             relayhost_credentials: None,
             tls: TlsPolicy::May,
             tls_ca_file: PathBuf::from("/etc/ssl/certs/ca-certificates.crt"),
+            mta_sts: true,
+            mta_sts_port: 443,
             domains: BTreeMap::new(),
             concurrency: 100,
             destination_concurrency: 20,
@@ -120,6 +128,13 @@ impl OutboundConfig {
             }
         }
         Ok(())
+    }
+
+    /// Whether the admin set a TLS policy for this domain (MTA-STS then does not apply).
+    pub fn explicit_tls(&self, domain: &str) -> bool {
+        self.domains
+            .iter()
+            .any(|(d, p)| d.eq_ignore_ascii_case(domain) && p.tls.is_some())
     }
 
     /// Policy and next hop for a recipient domain (lower-case ASCII).

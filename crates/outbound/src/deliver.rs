@@ -6,6 +6,8 @@ use crate::config::{NextHop, OutboundConfig, TlsPolicy};
 use crate::conn::{ConnError, Credentials, SmtpConn, Target, TlsUse};
 use crate::dns::{self, Resolver};
 use crate::mime8;
+use crate::mta_sts::{StsMode, StsPolicy};
+use crate::sts::Sts;
 use crate::tls::TlsClient;
 use pochta_smtp_client::{
     canonical_len, ClientConfig, Envelope, Incomplete, Protocol, RcptOutcome, Timeouts,
@@ -57,6 +59,7 @@ pub(crate) struct Engine {
     cache: Cache,
     creds: Option<Credentials>,
     helo: String,
+    sts: Sts,
 }
 
 impl Engine {
@@ -72,9 +75,15 @@ impl Engine {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "localhost".to_owned())
         });
+        let tls = TlsClient::new(&cfg.tls_ca_file)?;
         Ok(Engine {
             resolver: Resolver::new(cfg)?,
-            tls: TlsClient::new(&cfg.tls_ca_file)?,
+            sts: Sts::new(
+                tls.config(true).ok(),
+                cfg.connect_timeout.0.max(Duration::from_secs(10)),
+                cfg.mta_sts_port,
+            ),
+            tls,
             cache: Cache::new(
                 cfg.concurrency,
                 cfg.destination_concurrency,
@@ -137,6 +146,19 @@ impl Engine {
         if auth.is_some() && matches!(tls, TlsUse::Off | TlsUse::May) {
             tls = TlsUse::Encrypt;
         }
+        let sts_applies = self.cfg.mta_sts
+            && hop.is_none()
+            && matches!(tls, TlsUse::May | TlsUse::Encrypt)
+            && !self.cfg.explicit_tls(&ascii);
+        let sts = if sts_applies {
+            self.sts.policy(&self.resolver, &ascii).await
+        } else {
+            None
+        };
+        let sts = sts.filter(|p| p.mode != StsMode::None);
+        if sts.as_ref().is_some_and(|p| p.mode == StsMode::Enforce) {
+            tls = TlsUse::Verify;
+        }
         let dest = match hop {
             Some(h) => format!("{h}/{tls:?}"),
             None => format!("{ascii}/{tls:?}"),
@@ -149,7 +171,7 @@ impl Engine {
             let t0 = Instant::now();
             let (mut conn, uses, reused) = match self.cache.take(&dest).filter(|_| !fresh) {
                 Some((c, u)) => (c, u, true),
-                None => match self.connect(&ascii, hop, tls, auth).await {
+                None => match self.connect(&ascii, hop, tls, auth, sts.as_ref()).await {
                     Ok(c) => (c, 0, false),
                     Err((relay, r)) => {
                         let mut d = DomainResult::all(n, relay, r);
@@ -206,6 +228,7 @@ impl Engine {
         hop: Option<&NextHop>,
         tls: TlsUse,
         auth: Option<&Credentials>,
+        sts: Option<&StsPolicy>,
     ) -> Result<SmtpConn, (String, RcptResult)> {
         let hosts = match self.resolver.hosts(domain, hop).await {
             Ok(h) => h,
@@ -234,6 +257,18 @@ impl Engine {
         };
         let mut last: Option<(String, RcptResult)> = None;
         for h in &hosts {
+            if let Some(p) = sts.filter(|p| !p.mx_matches(&h.name)) {
+                let text = format!(
+                    "MX host {} does not match the MTA-STS policy of {domain}",
+                    h.name
+                );
+                if p.mode == StsMode::Enforce {
+                    tracing::info!("{text}; skipped");
+                    last = Some(("none".into(), temp("4.7.5", &text)));
+                    continue;
+                }
+                tracing::info!("{text} (policy in testing mode: delivering anyway)");
+            }
             for &ip in &h.addrs {
                 let addr = SocketAddr::new(ip, port);
                 let relay = SmtpConn::relay_name(&h.name, addr);

@@ -195,8 +195,29 @@ impl Resolver {
         }
     }
 
+    /// The TXT strings at `name` (each record's character-strings joined); empty when there
+    /// are none; Err for DNS trouble.
+    pub(crate) async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        let n = fqdn(name)?;
+        match self.inner.txt_lookup(n).await {
+            Ok(l) => Ok(l
+                .iter()
+                .map(|t| {
+                    t.txt_data()
+                        .iter()
+                        .map(|d| String::from_utf8_lossy(d).into_owned())
+                        .collect::<String>()
+                })
+                .collect()),
+            Err(e) => match classify(&e) {
+                Lookup::NoData | Lookup::NxDomain => Ok(Vec::new()),
+                Lookup::Temporary => Err(DnsFailure::temp(format!("TXT {name}: {e}"))),
+            },
+        }
+    }
+
     /// A and AAAA records of a host, ordered by the address preference.
-    async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
+    pub(crate) async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
         let name = fqdn(host)?;
         let want4 = self.preference != AddressPreference::Ipv6Only;
         let want6 = self.preference != AddressPreference::Ipv4Only;

@@ -20,7 +20,9 @@
 //! RFCs: 5321 (SMTP, §5 MX), 7505 (null MX), 5890/5891 (IDNA), 3207 (STARTTLS), 4954 (AUTH),
 //! 6152 (8BITMIME), 2045 (quoted-printable), 6531 (SMTPUTF8), 3030 (CHUNKING), 1870 (SIZE),
 //! 2920 (PIPELINING), 3461 (DSN), 7435 (opportunistic TLS).
-//! Not implemented yet: MTA-STS (RFC 8461) and DANE (RFC 7672).
+//! MTA-STS (RFC 8461): [`mta_sts`] parses the TXT record, the HTTP response and the policy;
+//! policies are fetched over HTTPS and cached in memory; `enforce` means TLS verify to
+//! matching MX hosts only. Not implemented: DANE (RFC 7672), TLSRPT (RFC 8460).
 //!
 //! Dependencies: hickory-resolver (async DNS with MX/TLSA and a DNSSEC path for DANE later),
 //! idna (UTS #46 A-labels), rustls/tokio-rustls (TLS; the workspace's TLS stack). For the
@@ -37,6 +39,8 @@ mod conn;
 mod deliver;
 pub mod dns;
 pub mod mime8;
+pub mod mta_sts;
+mod sts;
 mod tls;
 
 pub use config::{AddressPreference, DomainPolicy, NextHop, OutboundConfig, TlsPolicy};
