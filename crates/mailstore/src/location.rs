@@ -1,5 +1,5 @@
 //! Dovecot mail location templates: where a user's INBOX (the Maildir root) is.
-//! `/var/mail/%d/%n/Maildir`, `maildir:~/Maildir:LAYOUT=fs`, `%{username}`, `%Ld`, `%h` are
+//! `/var/mail/%d/%n/Maildir`, `maildir:~/Maildir:INDEX=…`, `%{username}`, `%Ld`, `%h` are
 //! expanded with the canonical user name and home from the userdb; the userdb's `mail` (2.3) or
 //! `mail_path` (2.4) field wins over the configured default, as in Dovecot. Shared by every
 //! daemon that opens a user's Maildir (mda-lmtp, pop3d, imapd).
@@ -24,9 +24,12 @@ impl Template {
                         "mail driver {driver:?} is not supported, only maildir"
                     ));
                 }
-                // Options (`:LAYOUT=…`, `:INDEX=…`) follow the path; they do not change where
-                // INBOX is.
-                rest.split(':').next().unwrap_or_default()
+                let mut parts = rest.split(':');
+                let path = parts.next().unwrap_or_default();
+                for opt in parts {
+                    check_option(opt)?;
+                }
+                path
             }
             _ => s,
         };
@@ -46,6 +49,24 @@ impl Template {
     /// The Maildir root for `user` (canonical name from the userdb) with `home`.
     pub fn expand(&self, user: &str, home: Option<&str>) -> Result<PathBuf, String> {
         expand(&self.0, user, home).map(PathBuf::from)
+    }
+}
+
+/// Dovecot's `:KEY=VALUE` options after the path. Those about Dovecot's own index files are
+/// accepted (pochta keeps none there); those that change where or how mail, folders or the
+/// uidlist are stored are refused, because reading such a Maildir as the default layout would
+/// show other folders and new UIDs (clients would download everything again).
+fn check_option(opt: &str) -> Result<(), String> {
+    let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+    match key.to_ascii_uppercase().as_str() {
+        "INDEX" | "INDEXPVT" | "VOLATILEDIR" | "ITERINDEX" | "NO-NOSELECT" | "NOSELECT" => Ok(()),
+        "LAYOUT" if value.eq_ignore_ascii_case("maildir++") => Ok(()),
+        "LAYOUT" | "CONTROL" | "INBOX" | "UTF-8" | "ALT" | "DIRNAME" | "FULLDIRNAME"
+        | "SUBSCRIPTIONS" | "MAILBOXDIR" => Err(format!(
+            "mail location option {opt:?} is not supported: pochta reads Maildir++ with the \
+             uidlist and subscriptions in the Maildir and modified UTF-7 folder names"
+        )),
+        _ => Err(format!("unknown mail location option {opt:?}")),
     }
 }
 
@@ -137,12 +158,22 @@ mod tests {
             t.expand("alice@ex.test", None).unwrap(),
             PathBuf::from("/var/mail/ex.test/alice/Maildir")
         );
-        let t = Template::parse("maildir:~/Maildir:LAYOUT=fs").unwrap();
+        let t = Template::parse("maildir:~/Maildir:INDEX=/var/idx/%u:LAYOUT=Maildir++").unwrap();
         assert_eq!(
             t.expand("a@b", Some("/home/a/")).unwrap(),
             PathBuf::from("/home/a/Maildir")
         );
         assert!(t.expand("a@b", None).is_err());
+        for refused in [
+            "maildir:~/Maildir:LAYOUT=fs",
+            "maildir:~/Maildir:LAYOUT=index",
+            "maildir:~/Maildir:UTF-8",
+            "maildir:~/Maildir:CONTROL=~/control",
+            "maildir:~/Maildir:INBOX=/var/mail/%u",
+            "maildir:~/Maildir:NOSUCH=1",
+        ] {
+            assert!(Template::parse(refused).is_err(), "{refused}");
+        }
         let t = Template::parse("/m/%Ld/%{username}").unwrap();
         assert_eq!(
             t.expand("Bob@EX.test", None).unwrap(),
