@@ -15,6 +15,7 @@
 //! - an open relay stays closed: a client outside trusted_networks cannot relay to a remote
 //!   domain.
 
+mod mta_sts;
 mod peers;
 
 use crate::config::daemon_bin;

@@ -102,7 +102,12 @@ impl Dns {
             d = base.display()
         );
         for r in records {
-            conf.push_str(&format!("  local-data: \"{r}\"\n"));
+            // TXT data carries double quotes: single-quote those records.
+            if r.contains('"') {
+                conf.push_str(&format!("  local-data: '{r}'\n"));
+            } else {
+                conf.push_str(&format!("  local-data: \"{r}\"\n"));
+            }
         }
         conf.push_str("remote-control:\n  control-enable: no\n");
         let file = base.join("unbound.conf");
@@ -166,6 +171,13 @@ impl Sink {
 
 /// A test CA and a certificate it signed for `names`: (ca pem, cert pem, key pem).
 pub fn ca_and_cert(names: &[&str]) -> (String, String, String) {
+    let (ca, mut leaves) = ca_and_certs(&[names]);
+    let (cert, key) = leaves.remove(0);
+    (ca, cert, key)
+}
+
+/// A test CA and one certificate per name list: (ca pem, [(cert pem, key pem)]).
+pub fn ca_and_certs(name_sets: &[&[&str]]) -> (String, Vec<(String, String)>) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
@@ -173,11 +185,62 @@ pub fn ca_and_cert(names: &[&str]) -> (String, String, String) {
         .push(rcgen::DnType::CommonName, "pochta outbound test CA");
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let params = rcgen::CertificateParams::new(names).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let mut leaves = Vec::new();
+    for names in name_sets {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        leaves.push((cert.pem(), key.serialize_pem()));
+    }
+    (ca.pem(), leaves)
+}
+
+/// python3's http.server over TLS serving `files` (path under the root → content).
+pub struct Https {
+    _proc: Proc,
+}
+
+impl Https {
+    pub fn start(
+        dir: &TempDir,
+        ip: &str,
+        port: u16,
+        cert: &str,
+        key: &str,
+        files: &[(&str, &str)],
+    ) -> Https {
+        let base = dir.join("https");
+        let root = base.join("root");
+        for (path, content) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::write(base.join("cert.pem"), cert).unwrap();
+        std::fs::write(base.join("key.pem"), key).unwrap();
+        let script = "import http.server, ssl, sys, os\n\
+                      os.chdir(sys.argv[1])\n\
+                      s = http.server.HTTPServer((sys.argv[2], int(sys.argv[3])), \
+                      http.server.SimpleHTTPRequestHandler)\n\
+                      c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                      c.load_cert_chain(sys.argv[4], sys.argv[5])\n\
+                      s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+                      s.serve_forever()\n";
+        let mut cmd = Command::new(need("python3"));
+        cmd.arg("-c")
+            .arg(script)
+            .arg(&root)
+            .arg(ip)
+            .arg(port.to_string())
+            .arg(base.join("cert.pem"))
+            .arg(base.join("key.pem"));
+        let proc = Proc::spawn(cmd, base.join("https.log"));
+        wait_until(DEADLINE, "the HTTPS server", || {
+            std::net::TcpStream::connect((ip, port)).is_ok()
+        });
+        Https { _proc: proc }
+    }
 }
 
 /// A private Postfix receiving mail into virtual Maildirs under `mail/`.
