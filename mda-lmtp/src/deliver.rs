@@ -1,7 +1,7 @@
 //! Stores one message for every accepted recipient, concurrently, and maps each outcome to the
 //! recipient's LMTP reply.
 
-use crate::headers::{trace_headers, Trace};
+use crate::headers::{message_id, trace_headers, Trace};
 use crate::recipient::{temp_fail, Target};
 use crate::Settings;
 use pochta_mailstore::{DeliverOptions, Maildir};
@@ -32,6 +32,7 @@ pub(crate) async fn deliver_all(
 ) -> Vec<Reply> {
     let body: Arc<[u8]> = Arc::from(msg.body.as_slice());
     let sender = msg.reverse_path.to_string();
+    let msgid = message_id(&msg.body).unwrap_or_default();
     let now = SystemTime::now();
     let timeout = settings.delivery.timeout.get();
     let mut tasks = Vec::with_capacity(targets.len());
@@ -67,7 +68,7 @@ pub(crate) async fn deliver_all(
             // which is the safe side.
             Err(_) => Outcome::Failed("delivery timed out".into()),
         };
-        replies.push(reply_for(settings, t, outcome, session_id, sender.as_str()));
+        replies.push(reply_for(settings, t, outcome, session_id, &sender, &msgid));
     }
     replies
 }
@@ -78,6 +79,7 @@ fn reply_for(
     outcome: Outcome,
     session_id: &str,
     sender: &str,
+    msgid: &str,
 ) -> Reply {
     let rcpt = &t.rcpt;
     match outcome {
@@ -87,8 +89,8 @@ fn reply_for(
             size,
             folder,
         } => {
-            tracing::info!(from = %sender, rcpt = %rcpt, user = %t.user, folder = %folder,
-                uid, size, file = %file_name, "saved");
+            tracing::info!(from = %sender, rcpt = %rcpt, user = %t.user, msgid = %msgid,
+                folder = %folder, uid, size, file = %file_name, "saved");
             Reply::with_status(250, (2, 0, 0), format!("<{rcpt}> {session_id} Saved"))
         }
         Outcome::OverQuota => {

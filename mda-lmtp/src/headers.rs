@@ -71,8 +71,79 @@ fn civil_from_days(z: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
+/// The message's Message-ID (the first one in the header, unfolded, at most 200 bytes, only
+/// printable ASCII kept), for the `saved` log line as Dovecot logs `msgid=`. The header ends
+/// at the first empty line; a message without one has no Message-ID.
+pub fn message_id(content: &[u8]) -> Option<String> {
+    const MAX: usize = 200;
+    let mut lines = content.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"message-id")
+        {
+            continue;
+        }
+        let mut value: Vec<u8> = line[colon + 1..].to_vec();
+        // folded continuation lines
+        while let Some(next) = lines.peek() {
+            if !next.first().is_some_and(|b| *b == b' ' || *b == b'\t') || value.len() > MAX {
+                break;
+            }
+            let next = next.strip_suffix(b"\r").unwrap_or(next);
+            value.push(b' ');
+            value.extend_from_slice(next);
+            lines.next();
+        }
+        let id: String = value
+            .trim_ascii()
+            .iter()
+            .filter(|b| b.is_ascii_graphic() || **b == b' ')
+            .take(MAX)
+            .map(|&b| char::from(b))
+            .collect();
+        return (!id.is_empty()).then_some(id);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn message_ids() {
+        assert_eq!(
+            super::message_id(b"Subject: x\r\nMessage-Id:  <a@b>\r\n\r\nMessage-ID: <c@d>\r\n")
+                .as_deref(),
+            Some("<a@b>")
+        );
+        assert_eq!(
+            super::message_id(b"message-id:\n <folded@x>\nTo: y\n\nbody").as_deref(),
+            Some("<folded@x>")
+        );
+        assert_eq!(
+            super::message_id(b"Subject: x\r\n\r\nMessage-ID: <b@body>\r\n"),
+            None
+        );
+        assert_eq!(
+            super::message_id(b"Message-ID: <\x1b[31m@x>\r\n").as_deref(),
+            Some("<[31m@x>")
+        );
+        assert_eq!(super::message_id(b"Message-ID:\r\n"), None);
+        assert!(super::message_id(&[b'M'; 100_000]).is_none());
+        let long = format!("Message-ID: <{}@x>\r\n", "a".repeat(1000));
+        assert_eq!(
+            super::message_id(long.as_bytes()).map(|s| s.len()),
+            Some(200)
+        );
+    }
+
     use super::*;
     use std::time::Duration;
 
