@@ -12,11 +12,15 @@
 //!   retry delivers (nothing lost, no flush needed);
 //! - null MX, NXDOMAIN and a 5xx at RCPT bounce: one notice each in the local sender's Maildir
 //!   carrying the original headers;
+//! - an MX with only AAAA is reached over IPv6, `address_preference` picks the family;
 //! - an open relay stays closed: a client outside trusted_networks cannot relay to a remote
-//!   domain.
+//!   domain;
+//! - [`relay`]: a relayhost with AUTH PLAIN over STARTTLS (Postfix + Dovecot SASL);
+//! - [`mta_sts`]: an MTA-STS `enforce` policy skips an unlisted MX and verifies TLS.
 
 mod mta_sts;
 mod peers;
+mod relay;
 
 use crate::config::daemon_bin;
 use crate::harness::*;
@@ -231,6 +235,81 @@ fn lower_preference_mx_when_primary_down() {
     wait_until(DEADLINE, "an empty queue", || {
         setup.mailq().contains("Mail queue is empty")
     });
+}
+
+/// An MX host with only an AAAA record is reached over IPv6 (smtp-sink on [::1]); a host
+/// with both records is reached over IPv4 first with the default `address_preference`, and
+/// over IPv6 when the preference says so (a second mta on the same zone).
+#[test]
+fn aaaa_records_and_address_preference() {
+    let dir = TempDir::new("ob-v6");
+    let port = receiver_port();
+    let dns = Dns::start(
+        &dir,
+        &[
+            "v6.test. MX 10 mx.v6.test.",
+            "mx.v6.test. AAAA ::1",
+            "dual.test. MX 10 mx.dual.test.",
+            "mx.dual.test. A 127.0.0.81",
+            "mx.dual.test. AAAA ::1",
+        ],
+    );
+    let sink6 = Sink::start(&dir, "six", "[::1]", port, &[]);
+    let sink4 = Sink::start(&dir, "four", "127.0.0.81", port, &[]);
+    let nowhere = dir.join("nowhere");
+    let setup = MtaSetup::new(&dir, &dns, port, &nowhere, &nowhere, "", "");
+    let mta = setup.start();
+    setup.send(
+        "sender@client.test",
+        &["a@v6.test"],
+        b"Subject: six\r\n\r\nbody\r\n",
+    );
+    setup.send(
+        "sender@client.test",
+        &["b@dual.test"],
+        b"Subject: dual\r\n\r\nbody\r\n",
+    );
+    wait_until(DEADLINE, "one message at each sink", || {
+        sink6.messages().len() == 1 && sink4.messages().len() == 1
+    });
+    let log = mta.wait_log("to=<b@dual.test>");
+    assert!(
+        log.contains(&format!("to=<a@v6.test>, relay=mx.v6.test[::1]:{port}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "to=<b@dual.test>, relay=mx.dual.test[127.0.0.81]:{port}"
+        )),
+        "{log}"
+    );
+    assert!(sink6.messages()[0].contains("Subject: six"));
+    mta.stop();
+    let dir2 = TempDir::new("ob-v6b");
+    let setup = MtaSetup::new(
+        &dir2,
+        &dns,
+        port,
+        &nowhere,
+        &nowhere,
+        "address_preference = \"ipv6\"",
+        "",
+    );
+    let mta = setup.start();
+    setup.send(
+        "sender@client.test",
+        &["c@dual.test"],
+        b"Subject: dual six\r\n\r\nbody\r\n",
+    );
+    wait_until(DEADLINE, "the second message over IPv6", || {
+        sink6.messages().len() == 2
+    });
+    let log = mta.wait_log("to=<c@dual.test>");
+    assert!(
+        log.contains(&format!("to=<c@dual.test>, relay=mx.dual.test[::1]:{port}")),
+        "{log}"
+    );
+    assert_eq!(sink4.messages().len(), 1);
 }
 
 /// A Postfix MX with STARTTLS: the session is encrypted (Postfix logs it, its Received header

@@ -148,8 +148,9 @@ impl Sink {
             .arg(format!("{ip}:{port}"))
             .arg("100");
         let proc = Proc::spawn(cmd, dir.join(&format!("sink-{name}.log")));
+        let bare = ip.trim_start_matches('[').trim_end_matches(']');
         wait_until(DEADLINE, "smtp-sink listening", || {
-            std::net::TcpStream::connect((ip, port)).is_ok()
+            std::net::TcpStream::connect((bare, port)).is_ok()
         });
         Sink { dump, _proc: proc }
     }
@@ -444,7 +445,8 @@ impl Dovecot {
                  mail_location = maildir:~/Maildir\npostmaster_address = postmaster@{domain}\n\
                  passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {users}\n}}\n\
                  userdb {{\n  driver = passwd-file\n  args = {users}\n}}\n\
-                 service auth {{\n  unix_listener auth-userdb {{\n    mode = 0666\n  }}\n}}\n\
+                 service auth {{\n  unix_listener auth-userdb {{\n    mode = 0666\n  }}\n\
+                 unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n\
                  service lmtp {{\n  unix_listener lmtp {{\n    mode = 0666\n  }}\n}}\n",
                 run = base.join("run").display(),
                 state = base.join("state").display(),
@@ -478,6 +480,11 @@ impl Dovecot {
 
     pub fn lmtp(&self) -> PathBuf {
         self.base.join("run/lmtp")
+    }
+
+    /// The SASL socket (Postfix `smtpd_sasl_type = dovecot`).
+    pub fn auth_client(&self) -> PathBuf {
+        self.base.join("run/auth-client")
     }
 
     pub fn userdb(&self) -> PathBuf {
