@@ -277,7 +277,8 @@ fn override_config(installed: &str, ports: &mut Vec<u16>) -> String {
     out
 }
 
-fn start(ch: &Chroot, dir: &TempDir, name: &str, config: &str) -> Daemon {
+/// A daemon started in the chroot, with the directory of its log (harness::Daemon).
+fn start(ch: &Chroot, name: &str, config: &str) -> (Daemon, TempDir) {
     let rel = format!("/tmp/{name}-test.toml");
     std::fs::write(ch.path(&rel), config).unwrap();
     ch.run(&[
@@ -292,7 +293,8 @@ fn start(ch: &Chroot, dir: &TempDir, name: &str, config: &str) -> Daemon {
         .args(["-c", &rel]);
     // No systemd here: NOTIFY_SOCKET points nowhere the daemon can reach; readiness is seen
     // by connecting.
-    Daemon::spawn(cmd, dir, &Notify::new(dir))
+    let dir = TempDir::new(&format!("pkg-{name}"));
+    (Daemon::spawn(cmd, &dir, &Notify::new(&dir)), dir)
 }
 
 fn tcp(port: u16) -> impl Fn() -> std::io::Result<Box<dyn std::io::Read>> {
@@ -494,7 +496,6 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     assert!(ch.path("/usr/bin/pochta").exists());
 
     // 5. Start each daemon from the installed files and config (TCP listeners on loopback).
-    let dir = TempDir::new("pkg-run");
     let hash = ch.run(&["pochta", "pw", "-s", "SHA512-CRYPT", "-p", "secret"]);
     std::fs::write(
         ch.path("/tmp/users"),
@@ -505,7 +506,7 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     let mut ports = Vec::new();
     let authd_cfg = override_config(&installed("authd").unwrap(), &mut ports)
         .replace("path = \"/etc/pochta/users\"", "path = \"/tmp/users\"");
-    let mut authd = start(&ch, &dir, "authd", &authd_cfg);
+    let (mut authd, _authd_log) = start(&ch, "authd", &authd_cfg);
     let client = ch.path("/run/pochta/auth-client");
     let end = Instant::now() + DEADLINE;
     while !client.exists() {
@@ -520,12 +521,12 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     // The installed admin tool against the installed authd.
     ch.run(&["pochta", "auth", "test", "alice@example.org", "secret"]);
     let lmtp_cfg = override_config(&installed("mda-lmtp").unwrap(), &mut ports);
-    let mut lmtp = start(&ch, &dir, "mda-lmtp", &lmtp_cfg);
+    let (mut lmtp, _lmtp_log) = start(&ch, "mda-lmtp", &lmtp_cfg);
     greeting(unix(ch.path("/run/pochta/lmtp")), &mut lmtp);
     for d in ["imapd", "pop3d"] {
         let mut p = Vec::new();
         let cfg = override_config(&installed(d).unwrap(), &mut p);
-        let mut daemon = start(&ch, &dir, d, &cfg);
+        let (mut daemon, _log) = start(&ch, d, &cfg);
         greeting(tcp(p[0]), &mut daemon);
         drop(daemon);
     }
@@ -557,7 +558,7 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     ch.run(&["/usr/sbin/pochta-mta", "--check-config"]);
     let mut mta_ports = Vec::new();
     let mta_cfg = override_config(&installed("mta").unwrap(), &mut mta_ports);
-    let mut mta = start(&ch, &dir, "mta", &mta_cfg);
+    let (mut mta, _mta_log) = start(&ch, "mta", &mta_cfg);
     greeting(tcp(mta_ports[0]), &mut mta);
     assert!(ch.run(&["mailq"]).contains("Mail queue is empty"));
 
