@@ -54,7 +54,19 @@ fn named_keys(text: &str) -> BTreeMap<String, BTreeSet<String>> {
             .strip_prefix("[[")
             .and_then(|r| r.strip_suffix("]]"))
             .or_else(|| rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')));
+        // `[outbound.domains."example.com"]`: a map keyed by a quoted name. The map's field
+        // (`domains`) is named; the entries' own fields are not checked.
+        let header = header.map(|h| h.split_once(".\"").map_or(h, |(map, _)| map));
         if let Some(h) = header.filter(|h| h.split('.').all(ident)) {
+            if rest.contains('"') {
+                let (parent, last) = h.rsplit_once('.').unwrap_or(("", h));
+                named
+                    .entry(parent.to_owned())
+                    .or_default()
+                    .insert(last.to_owned());
+                table = String::from("\u{0}map entry");
+                continue;
+            }
             table = h.to_owned();
             let (parent, last) = h.rsplit_once('.').unwrap_or(("", h));
             named
@@ -73,7 +85,7 @@ fn named_keys(text: &str) -> BTreeMap<String, BTreeSet<String>> {
             || value.starts_with(|c: char| c.is_ascii_digit())
             || value.starts_with("true")
             || value.starts_with("false");
-        if ident(key) && (!commented || looks_like_value) {
+        if ident(key) && (!commented || looks_like_value) && !table.starts_with('\u{0}') {
             named
                 .entry(table.clone())
                 .or_default()
@@ -319,8 +331,11 @@ fn owned_files(ch: &Chroot, packages: &[&str]) -> Vec<String> {
     let mut files = Vec::new();
     for p in packages {
         for f in ch.run(&["dpkg-query", "-L", p]).lines() {
-            let meta = std::fs::symlink_metadata(ch.path(f));
-            if meta.is_ok_and(|m| !m.is_dir()) {
+            // Directories (also /lib, a symlink to usr/lib on merged-/usr systems) are shared.
+            if std::fs::metadata(ch.path(f)).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            if std::fs::symlink_metadata(ch.path(f)).is_ok() {
                 files.push(f.to_owned());
             }
         }
@@ -585,7 +600,10 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     for p in all {
         assert_eq!(ch.status(p), "", "{p} not purged");
     }
-    let left: Vec<&String> = files.iter().filter(|f| ch.path(f).exists()).collect();
+    let left: Vec<&String> = files
+        .iter()
+        .filter(|f| std::fs::symlink_metadata(ch.path(f)).is_ok())
+        .collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
     for gone in ["/etc/pochta", "/var/spool/pochta"] {
         assert!(!ch.path(gone).exists(), "{gone} left after purge");
