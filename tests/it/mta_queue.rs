@@ -480,14 +480,20 @@ fn deferred_mail_mailq_hold_delete_flush_release() {
 
 /// Per-recipient routing and results: of one message (relayed from the trusted local socket),
 /// the local recipient is delivered once over LMTP, the one in another domain is never handed
-/// to LMTP: it stays deferred (relay=none) until outbound delivery exists, and mailq reports
-/// it; a flush does not deliver the local one twice. (LMTP 5xx → bounced-pending is covered by
-/// the queue's unit tests.) `sendmail -bs` speaks SMTP through the local socket.
+/// to LMTP: it goes to outbound delivery, whose DNS server here does not answer, so it stays
+/// deferred (relay=none) and mailq reports it; a flush does not deliver the local one twice.
+/// (LMTP 5xx → bounced-pending is covered by the queue's unit tests.) `sendmail -bs` speaks
+/// SMTP through the local socket.
 #[test]
 fn per_recipient_results_and_sendmail_bs() {
     let dir = TempDir::new("mq-rcpt");
     let dovecot = Dovecot::start(&dir, &["alice"]);
-    let setup = MtaSetup::new(&dir, &Dovecot::lmtp_socket(&dir), "");
+    // A UDP port nobody listens on: every MX lookup fails temporarily.
+    let dns = format!(
+        "\n[outbound]\nnameservers = [\"127.0.0.1:{}\"]\ndns_timeout = \"1s\"\n",
+        free_port()
+    );
+    let setup = MtaSetup::new(&dir, &Dovecot::lmtp_socket(&dir), &dns);
     let mta = setup.start();
     let script = format!(
         "EHLO client.test\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<alice@{DOMAIN}>\r\n\
@@ -502,7 +508,9 @@ fn per_recipient_results_and_sendmail_bs() {
         deferred.contains("to=<nobody-here@example.net>, relay=none, "),
         "{deferred}"
     );
-    assert!(deferred.contains("not available yet"), "{deferred}");
+    assert!(deferred.contains(", dsn=4."), "{deferred}");
+    let reason = &deferred[deferred.find("status=deferred (").unwrap() + 17..];
+    assert!(reason.contains("type=MX"), "{deferred}");
     let alice = dir.join("home/alice");
     wait_until(DEADLINE, "delivery to alice", || {
         maildir_messages(&alice).len() == 1
@@ -543,7 +551,7 @@ fn per_recipient_results_and_sendmail_bs() {
     assert!(log.contains(", nrcpt=2 (queue active)"), "{log}");
     let q = setup.mailq();
     assert_postfix_layout(&q);
-    assert!(q.contains("not available yet"), "{q}");
+    assert!(q.contains("type=MX"), "deferral reason not in mailq: {q}");
     assert!(q.contains("nobody-here@example.net"), "{q}");
     assert!(
         !q.contains(&format!("alice@{DOMAIN}")),
