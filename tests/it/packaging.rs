@@ -573,9 +573,33 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     ch.run(&["/usr/sbin/pochta-mta", "--check-config"]);
     let mut mta_ports = Vec::new();
     let mta_cfg = override_config(&installed("mta").unwrap(), &mut mta_ports);
+    let local = "# local_domains = []          # e.g. [\"example.org\"]";
+    assert!(mta_cfg.contains(local), "sample's local_domains line changed");
+    let mta_cfg = mta_cfg.replace(local, "local_domains = [\"example.org\"]");
     let (mut mta, _mta_log) = start(&ch, "mta", &mta_cfg);
     greeting(tcp(mta_ports[0]), &mut mta);
     assert!(ch.run(&["mailq"]).contains("Mail queue is empty"));
+    // Local mail end to end with the packaged socket owners: the mta (pochta) checks the
+    // recipient on authd's userdb socket and delivers over mda-lmtp's socket; mda-lmtp (vmail)
+    // looks the user up and writes the Maildir (the domain directory made as docs/mix-1 says).
+    ch.run(&["install", "-d", "-o", "vmail", "-g", "vmail", "/var/mail/example.org"]);
+    ch.run(&[
+        "sh",
+        "-c",
+        "printf 'Subject: packaged\\n\\nhello\\n' | sendmail -f root@localhost alice@example.org",
+    ]);
+    let new = ch.path("/var/mail/example.org/alice/Maildir/new");
+    let end = Instant::now() + DEADLINE;
+    while std::fs::read_dir(&new).map_or(0, |d| d.count()) == 0 {
+        assert!(
+            Instant::now() < end,
+            "no delivery to alice\nmta:\n{}\nmda-lmtp:\n{}\nauthd:\n{}",
+            mta.log(),
+            lmtp.log(),
+            authd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // 7. The installed units, as systemd 252+ reads them.
     let units = ch.run(&["sh", "-c", "ls /lib/systemd/system/pochta-*"]);
