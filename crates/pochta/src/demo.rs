@@ -175,12 +175,12 @@ fn plan(env: &DemoEnv, bin_dir: &Path) -> (Vec<Planned>, Vec<(&'static str, Stri
     let mut planned = Vec::new();
     let mut missing = Vec::new();
     for name in DAEMONS {
-        let bin = bin_dir.join(format!("pochta-{name}"));
-        let config = env.dir.join("etc").join(format!("{name}.toml"));
-        if !bin.is_file() {
+        let Some(bin) = daemon_bin(bin_dir, name) else {
+            let bin = bin_dir.join(format!("pochta-{name}"));
             missing.push((name, format!("not built (no {})", bin.display())));
             continue;
-        }
+        };
+        let config = env.dir.join("etc").join(format!("{name}.toml"));
         let generated = if is_users_own(&config) {
             None
         } else if let Some(text) = demo_configs::config(name, env) {
@@ -203,6 +203,19 @@ fn plan(env: &DemoEnv, bin_dir: &Path) -> (Vec<Planned>, Vec<(&'static str, Stri
         });
     }
     (planned, missing)
+}
+
+/// The daemon's binary: next to `pochta` (a cargo build), else in the sibling `sbin` of a `bin`
+/// directory (the packages install pochta in /usr/bin and the daemons in /usr/sbin).
+fn daemon_bin(bin_dir: &Path, name: &str) -> Option<PathBuf> {
+    let file = format!("pochta-{name}");
+    let mut candidates = vec![bin_dir.join(&file)];
+    if bin_dir.file_name().is_some_and(|n| n == "bin") {
+        if let Some(parent) = bin_dir.parent() {
+            candidates.push(parent.join("sbin").join(&file));
+        }
+    }
+    candidates.into_iter().find(|c| c.is_file())
 }
 
 /// True when `config` exists and does not start with the line the demo writes.
@@ -530,6 +543,22 @@ mod tests {
         assert!(!is_users_own(&f));
         std::fs::write(&f, "[server]\n").unwrap();
         assert!(is_users_own(&f));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn daemons_next_to_pochta_or_in_the_sibling_sbin() {
+        let dir = std::env::temp_dir().join(format!("pochta-demo-bin-{}", std::process::id()));
+        let (bin, sbin) = (dir.join("usr/bin"), dir.join("usr/sbin"));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&sbin).unwrap();
+        assert_eq!(daemon_bin(&bin, "imapd"), None);
+        std::fs::write(sbin.join("pochta-imapd"), "").unwrap();
+        assert_eq!(daemon_bin(&bin, "imapd"), Some(sbin.join("pochta-imapd")));
+        std::fs::write(bin.join("pochta-imapd"), "").unwrap();
+        assert_eq!(daemon_bin(&bin, "imapd"), Some(bin.join("pochta-imapd")));
+        // Only a directory named bin has a sibling sbin (target/release has none).
+        assert_eq!(daemon_bin(&sbin, "authd"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
