@@ -33,7 +33,9 @@ pub struct OutboundConfig {
     pub relayhost_credentials: Option<PathBuf>,
     /// Default TLS policy for remote hosts (Postfix smtp_tls_security_level): `none`, `may`
     /// (STARTTLS when offered, any certificate), `encrypt` (TLS required, certificate not
-    /// checked), `verify` (TLS required, certificate chain and the MX host name checked).
+    /// checked), `verify` (TLS required, certificate chain and the MX host name checked),
+    /// `dane` (RFC 7672: TLSA records from DNSSEC-validated answers of `nameservers` decide
+    /// per MX host; `may` where there are none) or `dane-only` (no usable TLSA → defer).
     pub tls: TlsPolicy,
     /// Trust anchors for `verify` and MTA-STS (PEM bundle; Postfix smtp_tls_CAfile).
     pub tls_ca_file: PathBuf,
@@ -161,6 +163,13 @@ pub enum TlsPolicy {
     May,
     Encrypt,
     Verify,
+    /// Opportunistic DANE (RFC 7672): per MX host, usable TLSA records from a secure answer →
+    /// TLS authenticated by them; TLSA records that are all unusable → `encrypt`; otherwise
+    /// `may`. Needs a validating resolver the mta trusts (`nameservers`, loopback).
+    Dane,
+    /// Mandatory DANE: an MX host without usable, DNSSEC-validated TLSA records is not used.
+    #[serde(rename = "dane-only")]
+    DaneOnly,
 }
 
 /// Which address family of a host is tried first.
@@ -322,10 +331,22 @@ mod tests {
     }
 
     #[test]
+    fn dane_policies_globally_and_per_domain() {
+        let d: Doc = toml::from_str(
+            "[outbound]\ntls = \"dane\"\n\
+             [outbound.domains.\"strict.example\"]\ntls = \"dane-only\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.outbound.route("strict.example").1, TlsPolicy::DaneOnly);
+        assert_eq!(d.outbound.route("other.example").1, TlsPolicy::Dane);
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<Doc>("[outbound]\nbogus = 1\n").is_err());
         assert!(toml::from_str::<Doc>("[outbound.domains.x]\nbogus = 1\n").is_err());
-        assert!(toml::from_str::<Doc>("[outbound]\ntls = \"dane\"\n").is_err());
+        assert!(toml::from_str::<Doc>("[outbound]\ntls = \"daneonly\"\n").is_err());
+        assert!(toml::from_str::<Doc>("[outbound]\ntls = \"secure\"\n").is_err());
         assert!(toml::from_str::<Doc>("[outbound]\nrelayhost = \"[x\"\n").is_err());
         assert!(toml::from_str::<Doc>("[outbound]\nrelayhost = \"x:0\"\n").is_err());
         assert!(toml::from_str::<Doc>("[outbound]\nnameservers = [\"x\"]\n").is_err());

@@ -2,6 +2,7 @@
 //! driven over TCP, with STARTTLS (rustls) and AUTH PLAIN/LOGIN for a relayhost (only after
 //! TLS). The stream is boxed so the TLS layer replaces it in place.
 
+use crate::dane::DaneAuth;
 use crate::tls::{self, TlsClient};
 use pochta_auth_proto::{base64_encode, Secret};
 use pochta_smtp_client::{
@@ -27,6 +28,8 @@ pub(crate) enum TlsUse {
     Encrypt,
     /// STARTTLS required, chain and host name checked.
     Verify,
+    /// STARTTLS required, chain authenticated by the host's TLSA records (`Target::dane`).
+    Dane,
 }
 
 /// Credentials for a relayhost (AUTH).
@@ -97,6 +100,8 @@ pub(crate) struct Target<'a> {
     pub(crate) addr: SocketAddr,
     pub(crate) tls: TlsUse,
     pub(crate) auth: Option<&'a Credentials>,
+    /// The TLSA records for `TlsUse::Dane`.
+    pub(crate) dane: Option<&'a DaneAuth>,
 }
 
 impl SmtpConn {
@@ -130,7 +135,7 @@ impl SmtpConn {
         match t.tls {
             TlsUse::Off => {}
             TlsUse::May if !offered => {}
-            TlsUse::Encrypt | TlsUse::Verify if !offered => {
+            TlsUse::Encrypt | TlsUse::Verify | TlsUse::Dane if !offered => {
                 return Err(ConnError::Policy(format!(
                     "TLS is required, but was not offered by host {}",
                     c.relay
@@ -186,9 +191,13 @@ impl SmtpConn {
             }
             _ => return Err(ClientError::Lost(Stage::StartTls).into()),
         }
-        let config = tls
-            .config(t.tls == TlsUse::Verify)
-            .map_err(ConnError::Policy)?;
+        let dane = t.dane.filter(|_| t.tls == TlsUse::Dane);
+        let config = match (t.tls, dane) {
+            (TlsUse::Dane, Some(d)) => tls.dane_config(d),
+            (TlsUse::Dane, None) => Err("TLS policy dane without TLSA records".to_owned()),
+            (u, _) => tls.config(u == TlsUse::Verify),
+        }
+        .map_err(ConnError::Policy)?;
         let name = match t.host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
             Err(_) => ServerName::try_from(t.host.to_owned())
@@ -201,12 +210,28 @@ impl SmtpConn {
             Err(_) => return Err(ClientError::Timeout(Stage::StartTls).into()),
             Ok(Err(e)) => {
                 self.usable = false;
+                let cert = e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+                if let (Some(d), true) = (dane, cert) {
+                    // Postfix: "Server certificate not verified" (and a 4.7.5 deferral).
+                    return Err(ConnError::Policy(format!(
+                        "Server certificate not verified: no TLSA record at {} matches the \
+                         certificate of {} (MX host {})",
+                        d.owner, self.relay, t.host
+                    )));
+                }
                 return Err(ConnError::Handshake(e.to_string()));
             }
             Ok(Ok(s)) => s,
         };
         let (_, conn) = stream.get_ref();
-        let trust = tls.trust(conn, &name);
+        let trust = if dane.is_some() {
+            "Verified"
+        } else {
+            tls.trust(conn, &name)
+        };
         self.tls = Some(format!(
             "{trust} TLS connection established to {}: {}",
             self.relay,

@@ -4,6 +4,7 @@
 use crate::cache::Cache;
 use crate::config::{NextHop, OutboundConfig, TlsPolicy};
 use crate::conn::{ConnError, Credentials, SmtpConn, Target, TlsUse};
+use crate::dane::{self, HostDane};
 use crate::dns::{self, Resolver};
 use crate::mime8;
 use crate::mta_sts::{StsMode, StsPolicy};
@@ -139,15 +140,24 @@ impl Engine {
         let auth = if relayhost { self.creds.as_ref() } else { None };
         let mut tls = match policy {
             TlsPolicy::None => TlsUse::Off,
-            TlsPolicy::May => TlsUse::May,
+            TlsPolicy::May | TlsPolicy::Dane | TlsPolicy::DaneOnly => TlsUse::May,
             TlsPolicy::Encrypt => TlsUse::Encrypt,
             TlsPolicy::Verify => TlsUse::Verify,
+        };
+        // DANE decides per MX host (in `connect`); `true` = dane-only.
+        let dane = match policy {
+            TlsPolicy::Dane => Some(false),
+            TlsPolicy::DaneOnly => Some(true),
+            _ => None,
         };
         if auth.is_some() && matches!(tls, TlsUse::Off | TlsUse::May) {
             tls = TlsUse::Encrypt;
         }
+        // RFC 8461 §2: where DANE applies (usable secure TLSA), it wins over MTA-STS; under
+        // `dane` the STS policy still governs hosts without DANE, `dane-only` has none.
         let sts_applies = self.cfg.mta_sts
             && hop.is_none()
+            && dane != Some(true)
             && matches!(tls, TlsUse::May | TlsUse::Encrypt)
             && !self.cfg.explicit_tls(&ascii);
         let sts = if sts_applies {
@@ -159,9 +169,14 @@ impl Engine {
         if sts.as_ref().is_some_and(|p| p.mode == StsMode::Enforce) {
             tls = TlsUse::Verify;
         }
+        let dane_key = match dane {
+            Some(true) => "/dane-only",
+            Some(false) => "/dane",
+            None => "",
+        };
         let dest = match hop {
-            Some(h) => format!("{h}/{tls:?}"),
-            None => format!("{ascii}/{tls:?}"),
+            Some(h) => format!("{h}/{tls:?}{dane_key}"),
+            None => format!("{ascii}/{tls:?}{dane_key}"),
         };
         let Some(_permit) = self.cache.permit(&dest).await else {
             return DomainResult::all(n, "none".into(), temp("4.3.0", "outbound is stopping"));
@@ -171,7 +186,10 @@ impl Engine {
             let t0 = Instant::now();
             let (mut conn, uses, reused) = match self.cache.take(&dest).filter(|_| !fresh) {
                 Some((c, u)) => (c, u, true),
-                None => match self.connect(&ascii, hop, tls, auth, sts.as_ref()).await {
+                None => match self
+                    .connect(&ascii, hop, tls, dane, auth, sts.as_ref())
+                    .await
+                {
                     Ok(c) => (c, 0, false),
                     Err((relay, r)) => {
                         let mut d = DomainResult::all(n, relay, r);
@@ -227,6 +245,7 @@ impl Engine {
         domain: &str,
         hop: Option<&NextHop>,
         tls: TlsUse,
+        dane: Option<bool>,
         auth: Option<&Credentials>,
         sts: Option<&StsPolicy>,
     ) -> Result<SmtpConn, (String, RcptResult)> {
@@ -255,8 +274,51 @@ impl Engine {
             helo_name: self.helo.clone(),
             chunking: self.cfg.chunking,
         };
+        // The name whose MX records named the hosts (RFC 7672 §2.2.2: the next-hop domain).
+        let next = hop.map_or(domain, |h| h.host.as_str());
+        let mx_secure = match (dane, hop) {
+            (None, _) => false,
+            // A configured `[host]` is not from DNS: only its address records matter.
+            (Some(_), Some(h)) if h.no_mx => true,
+            (Some(_), _) => match self.resolver.mx_secure(next).await {
+                Ok(s) => s,
+                Err(f) => {
+                    let text = format!("DNSSEC MX lookup error for {next}: {}", f.text);
+                    return Err(("none".into(), temp("4.4.3", &text)));
+                }
+            },
+        };
         let mut last: Option<(String, RcptResult)> = None;
         for h in &hosts {
+            let mut host_tls = tls;
+            let mut host_dane = None;
+            if let Some(only) = dane {
+                match dane::host_dane(&self.resolver, h, next, port, mx_secure, only).await {
+                    HostDane::Tlsa(a) => {
+                        let recs: Vec<String> = a.records.iter().map(|r| r.to_string()).collect();
+                        tracing::info!("{}: DANE TLSA at {}: {}", h.name, a.owner, recs.join(", "));
+                        host_tls = TlsUse::Dane;
+                        host_dane = Some(a);
+                    }
+                    HostDane::Encrypt => {
+                        tracing::info!(
+                            "{}: TLSA records present but none usable: TLS required, \
+                             not authenticated",
+                            h.name
+                        );
+                        if host_tls == TlsUse::May {
+                            host_tls = TlsUse::Encrypt;
+                        }
+                    }
+                    HostDane::Insecure(why) => tracing::debug!("{}: no DANE: {why}", h.name),
+                    HostDane::Skip(dsn, text) => {
+                        tracing::info!("{text}; host skipped");
+                        last = Some(("none".into(), temp(dsn, &text)));
+                        continue;
+                    }
+                }
+            }
+            let sts = sts.filter(|_| host_dane.is_none());
             if let Some(p) = sts.filter(|p| !p.mx_matches(&h.name)) {
                 let text = format!(
                     "MX host {} does not match the MTA-STS policy of {domain}",
@@ -275,11 +337,12 @@ impl Engine {
                 let mut target = Target {
                     host: &h.name,
                     addr,
-                    tls,
+                    tls: host_tls,
                     auth,
+                    dane: host_dane.as_ref(),
                 };
                 let mut res = SmtpConn::open(&target, client.clone(), timeouts, &self.tls).await;
-                if let (Err(ConnError::Handshake(e)), TlsUse::May) = (&res, tls) {
+                if let (Err(ConnError::Handshake(e)), TlsUse::May) = (&res, host_tls) {
                     // Opportunistic TLS that fails is retried in plaintext (Postfix does).
                     tracing::info!("{relay}: TLS handshake failed ({e}); retrying without TLS");
                     target.tls = TlsUse::Off;

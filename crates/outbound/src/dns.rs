@@ -47,6 +47,9 @@ pub struct Resolver {
     inner: TokioAsyncResolver,
     preference: AddressPreference,
     limit: usize,
+    /// The same servers and timeout for the DNSSEC-status queries of DANE ([`crate::dnssec`]).
+    servers: Vec<std::net::SocketAddr>,
+    timeout: std::time::Duration,
 }
 
 /// `domain` as an ASCII name (A-labels for IDN, lower case), or None when it is not a valid
@@ -82,11 +85,49 @@ impl Resolver {
         opts.ndots = 0;
         opts.use_hosts_file = false;
         opts.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
+        let mut servers = Vec::new();
+        for ns in rc.name_servers() {
+            if !servers.contains(&ns.socket_addr) {
+                servers.push(ns.socket_addr);
+            }
+        }
         Ok(Resolver {
             inner: TokioAsyncResolver::tokio(rc, opts),
             preference: cfg.address_preference,
             limit: cfg.mx_address_limit,
+            servers,
+            timeout: cfg.dns_timeout.0,
         })
+    }
+
+    /// `name`/`qtype` asked with AD=1: the answer and whether the resolver validated it.
+    pub(crate) async fn secure(
+        &self,
+        name: &str,
+        qtype: RecordType,
+    ) -> Result<crate::dnssec::SecureAnswer, DnsFailure> {
+        let n = fqdn(name)?;
+        crate::dnssec::query(&self.servers, self.timeout, &n, qtype)
+            .await
+            .map_err(|e| DnsFailure::temp(format!("name={name} type={qtype}: {e}")))
+    }
+
+    /// Whether the address records of `host` (A and AAAA as the address preference uses
+    /// them, or their denial) are DNSSEC-validated.
+    pub(crate) async fn addresses_secure(&self, host: &str) -> Result<bool, DnsFailure> {
+        let mut secure = true;
+        if self.preference != AddressPreference::Ipv6Only {
+            secure &= self.secure(host, RecordType::A).await?.secure;
+        }
+        if self.preference != AddressPreference::Ipv4Only {
+            secure &= self.secure(host, RecordType::AAAA).await?.secure;
+        }
+        Ok(secure)
+    }
+
+    /// Whether the MX RRset of `domain` (or its denial) is DNSSEC-validated.
+    pub(crate) async fn mx_secure(&self, domain: &str) -> Result<bool, DnsFailure> {
+        Ok(self.secure(domain, RecordType::MX).await?.secure)
     }
 
     /// The hosts for a recipient domain (ASCII) or an explicit next hop.

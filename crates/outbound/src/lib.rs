@@ -22,11 +22,19 @@
 //! 2920 (PIPELINING), 3461 (DSN), 7435 (opportunistic TLS).
 //! MTA-STS (RFC 8461): [`mta_sts`] parses the TXT record, the HTTP response and the policy;
 //! policies are fetched over HTTPS and cached in memory; `enforce` means TLS verify to
-//! matching MX hosts only. Not implemented: DANE (RFC 7672), TLSRPT (RFC 8460).
+//! matching MX hosts only.
+//! DANE (RFC 7672; TLSA per RFC 6698/7671): TLS policies `dane` and `dane-only`; [`dnssec`]
+//! asks the configured resolver with AD=1 and trusts its AD bit (Postfix's
+//! `smtp_dns_support_level = dnssec`: the resolver must be a local validating one); [`dane`]
+//! decides per MX host and authenticates the server's chain by its TLSA records. DANE wins
+//! over MTA-STS for a host with usable TLSA records (RFC 8461 §2). Not implemented: TLSRPT
+//! (RFC 8460), TLSA owner names through CNAMEs (RFC 7672 §2.2.3).
 //!
-//! Dependencies: hickory-resolver (async DNS with MX/TLSA and a DNSSEC path for DANE later),
-//! idna (UTS #46 A-labels), rustls/tokio-rustls (TLS; the workspace's TLS stack). For the
-//! `verify` policy the trust anchors are read from a PEM bundle (`tls_ca_file`, default the
+//! Dependencies: hickory-resolver (async DNS with MX/TLSA; its hickory-proto builds and parses
+//! the DNSSEC-status queries, whose AD bit the high-level lookups hide), idna (UTS #46
+//! A-labels), ring (SHA2-256/512 of TLSA matching, query ids; already rustls' provider),
+//! rustls/tokio-rustls (TLS; the workspace's TLS stack). For the `verify` policy the trust
+//! anchors are read from a PEM bundle (`tls_ca_file`, default the
 //! system store's /etc/ssl/certs/ca-certificates.crt, like Postfix smtp_tls_CAfile) rather
 //! than compiled-in webpki roots: the admin's CA updates and private CAs apply, and tests can
 //! point it at their own CA.
@@ -36,8 +44,10 @@
 mod cache;
 pub mod config;
 mod conn;
+pub mod dane;
 mod deliver;
 pub mod dns;
+pub mod dnssec;
 pub mod mime8;
 pub mod mta_sts;
 mod sts;

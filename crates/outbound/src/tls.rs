@@ -2,8 +2,10 @@
 //! certificate (opportunistic TLS: an unverified channel beats plaintext, RFC 7435), `verify`
 //! checks the chain against `tls_ca_file` and the MX host name. After every handshake the
 //! chain is also checked for the log line: `Verified` (chain and name), `Trusted` (chain only)
-//! or `Untrusted`, as Postfix logs them.
+//! or `Untrusted`, as Postfix logs them. Under DANE ([`crate::dane`]) the TLSA records of the
+//! host are the only trust anchors: a connection that completes is `Verified`.
 
+use crate::dane::{DaneAuth, DaneVerifier};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -20,6 +22,7 @@ pub(crate) struct TlsClient {
     /// Chain and name checked (`verify`); None without trust anchors.
     verify: Option<Arc<ClientConfig>>,
     webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
 impl TlsClient {
@@ -66,6 +69,7 @@ impl TlsClient {
             any: Arc::new(any),
             verify,
             webpki,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
         })
     }
 
@@ -77,6 +81,22 @@ impl TlsClient {
         self.verify
             .clone()
             .ok_or_else(|| "no trust anchors for TLS policy verify (outbound.tls_ca_file)".into())
+    }
+
+    /// The configuration of one DANE-authenticated connection (its host's TLSA records).
+    pub(crate) fn dane_config(&self, auth: &DaneAuth) -> Result<Arc<ClientConfig>, String> {
+        let verifier = DaneVerifier {
+            auth: auth.clone(),
+            provider: self.provider.clone(),
+        };
+        Ok(Arc::new(
+            ClientConfig::builder_with_provider(self.provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS setup: {e}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth(),
+        ))
     }
 
     /// Postfix's word for the peer's certificate: Verified, Trusted or Untrusted.
