@@ -574,7 +574,10 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     let mut mta_ports = Vec::new();
     let mta_cfg = override_config(&installed("mta").unwrap(), &mut mta_ports);
     let local = "# local_domains = []          # e.g. [\"example.org\"]";
-    assert!(mta_cfg.contains(local), "sample's local_domains line changed");
+    assert!(
+        mta_cfg.contains(local),
+        "sample's local_domains line changed"
+    );
     let mta_cfg = mta_cfg.replace(local, "local_domains = [\"example.org\"]");
     let (mut mta, _mta_log) = start(&ch, "mta", &mta_cfg);
     greeting(tcp(mta_ports[0]), &mut mta);
@@ -582,7 +585,15 @@ fn debian_packages_install_beside_postfix_and_dovecot_run_and_purge() {
     // Local mail end to end with the packaged socket owners: the mta (pochta) checks the
     // recipient on authd's userdb socket and delivers over mda-lmtp's socket; mda-lmtp (vmail)
     // looks the user up and writes the Maildir (the domain directory made as docs/mix-1 says).
-    ch.run(&["install", "-d", "-o", "vmail", "-g", "vmail", "/var/mail/example.org"]);
+    ch.run(&[
+        "install",
+        "-d",
+        "-o",
+        "vmail",
+        "-g",
+        "vmail",
+        "/var/mail/example.org",
+    ]);
     ch.run(&[
         "sh",
         "-c",
