@@ -437,8 +437,13 @@ impl Driver {
             Ok(SaslStep::Failure(f)) if !f.is_temporary() => {
                 self.auth = None;
                 let reason = f.reason.unwrap_or_else(|| "(reason unavailable)".into());
+                // Postfix appends the login the auth server named (for fail2ban and admins).
+                let user = f
+                    .user
+                    .map(|u| format!(", sasl_username={u}"))
+                    .unwrap_or_default();
                 tracing::warn!(
-                    "{}: SASL {mechanism} authentication failed: {reason}",
+                    "{}: SASL {mechanism} authentication failed: {reason}{user}",
                     self.client
                 );
                 s.reply(Reply::with_status(

@@ -388,7 +388,9 @@ fn deferred_mail_mailq_hold_delete_flush_release() {
     assert_eq!(code, 0, "{out}");
 
     // Every message deferred with Postfix's reason text.
-    mta.wait_log("status=deferred (connect to local[");
+    let log = mta.wait_log("status=deferred (connect to local[");
+    let line = log.lines().find(|l| l.contains("status=deferred")).unwrap();
+    assert!(line.contains(", relay=none, "), "{line}");
     let mut q = String::new();
     wait_until(DEADLINE, "4 deferred messages in mailq", || {
         q = setup.mailq();

@@ -280,12 +280,12 @@ async fn transact(ctx: &Ctx, env: &Envelope, content: &[u8]) -> (Vec<Outcome>, S
         let mut pooled: Pooled = match ctx.pool.get(fresh).await {
             Ok(p) => p,
             Err(e) => {
-                let relay = ctx.pool.relay_name();
-                let text = e.describe(&relay);
+                // Postfix: no connection, so `relay=none`; the reason names the socket.
+                let text = e.describe(&ctx.pool.relay_name());
                 let n = env.recipients.len();
                 return (
                     (0..n).map(|_| Outcome::Error(text.clone())).collect(),
-                    relay,
+                    "none".to_owned(),
                     t0.elapsed(),
                 );
             }
