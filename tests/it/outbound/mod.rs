@@ -16,8 +16,11 @@
 //! - an open relay stays closed: a client outside trusted_networks cannot relay to a remote
 //!   domain;
 //! - [`relay`]: a relayhost with AUTH PLAIN over STARTTLS (Postfix + Dovecot SASL);
-//! - [`mta_sts`]: an MTA-STS `enforce` policy skips an unlisted MX and verifies TLS.
+//! - [`mta_sts`]: an MTA-STS `enforce` policy skips an unlisted MX and verifies TLS;
+//! - [`dane`]: DANE (TLSA in DNSSEC-signed zones, a validating unbound): DANE-EE and DANE-TA
+//!   verified, a mismatch or a bogus TLSA answer deferred, TLSA in an unsigned zone unused.
 
+mod dane;
 mod mta_sts;
 mod peers;
 mod relay;

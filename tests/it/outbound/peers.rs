@@ -16,7 +16,10 @@ pub fn need(tool: &str) -> PathBuf {
             return p;
         }
     }
-    panic!("{tool} is not installed: install unbound, postfix and dovecot-core (run-tests does)");
+    panic!(
+        "{tool} is not installed: install unbound, ldnsutils, postfix and dovecot-core \
+         (run-tests does)"
+    );
 }
 
 pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
@@ -122,6 +125,130 @@ impl Dns {
             addr: format!("127.0.0.1:{port}"),
             _proc: proc,
         }
+    }
+}
+
+/// One zone served by [`Dns::start_dnssec`].
+pub struct Zone<'a> {
+    /// `dane.test` (no trailing dot).
+    pub name: &'a str,
+    /// Signed with fresh keys (its DS is the resolver's trust anchor) or left unsigned.
+    pub signed: bool,
+    /// Zone-file lines with absolute owner names: `mx.dane.test. A 127.0.0.1`.
+    pub records: &'a [String],
+    /// Owner names whose signatures are broken after signing (their answers are bogus:
+    /// the validating resolver answers SERVFAIL).
+    pub bogus: &'a [String],
+}
+
+impl Dns {
+    /// A validating unbound (module-config "validator iterator") with `zones` as auth-zones
+    /// it resolves as if from upstream: answers from signed zones are validated against the
+    /// zones' own trust anchors (AD set), unsigned ones are insecure. Keys are made and zones
+    /// signed in the test's directory with ldns-keygen/ldns-signzone (ldnsutils).
+    pub fn start_dnssec(dir: &TempDir, zones: &[Zone<'_>]) -> Dns {
+        let base = dir.join("unbound-dnssec");
+        std::fs::create_dir_all(&base).unwrap();
+        let port = free_port();
+        let mut conf = format!(
+            "server:\n  interface: 127.0.0.1@{port}\n  do-daemonize: no\n  username: \"\"\n\
+             chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n\
+             logfile: \"\"\n  use-syslog: no\n  verbosity: 1\n  val-log-level: 2\n\
+             do-ip6: no\n  access-control: 127.0.0.0/8 allow\n\
+             module-config: \"validator iterator\"\n  local-zone: \"test.\" nodefault\n",
+            d = base.display()
+        );
+        let mut auth = String::new();
+        for z in zones {
+            let file = base.join(format!("{}.zone", z.name));
+            let mut text = format!(
+                "$ORIGIN {n}.\n$TTL 300\n@ SOA ns.{n}. hostmaster.{n}. 1 3600 600 86400 300\n\
+                 @ NS ns.{n}.\nns A 127.0.0.1\n",
+                n = z.name
+            );
+            for r in z.records {
+                text.push_str(r);
+                text.push('\n');
+            }
+            std::fs::write(&file, text).unwrap();
+            let served = if z.signed {
+                let keygen = |ksk: bool| {
+                    let mut c = Command::new(need("ldns-keygen"));
+                    c.current_dir(&base).args(["-a", "ECDSAP256SHA256"]);
+                    if ksk {
+                        c.arg("-k");
+                    }
+                    let out = c.arg(z.name).stdin(Stdio::null()).output().unwrap();
+                    assert!(out.status.success(), "ldns-keygen: {out:?}");
+                    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+                };
+                let (ksk, zsk) = (keygen(true), keygen(false));
+                let out = Command::new(need("ldns-signzone"))
+                    .current_dir(&base)
+                    .arg("-o")
+                    .arg(z.name)
+                    .arg(&file)
+                    .arg(&ksk)
+                    .arg(&zsk)
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "ldns-signzone: {out:?}");
+                let signed = base.join(format!("{}.zone.signed", z.name));
+                if !z.bogus.is_empty() {
+                    let text = std::fs::read_to_string(&signed).unwrap();
+                    let broken: Vec<String> = text
+                        .lines()
+                        .map(|l| {
+                            let owner = l.split_whitespace().next().unwrap_or("");
+                            let hit = l.contains("\tRRSIG\t")
+                                && z.bogus.iter().any(|b| owner == format!("{b}."));
+                            match (hit, l.rsplit_once(' ')) {
+                                // Flip the signature's first base64 character.
+                                (true, Some((head, sig))) => {
+                                    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+                                    format!("{head} {flipped}{}", &sig[1..])
+                                }
+                                _ => l.to_owned(),
+                            }
+                        })
+                        .collect();
+                    std::fs::write(&signed, broken.join("\n") + "\n").unwrap();
+                }
+                conf.push_str(&format!(
+                    "  trust-anchor-file: \"{}\"\n",
+                    base.join(format!("{ksk}.ds")).display()
+                ));
+                signed
+            } else {
+                file
+            };
+            auth.push_str(&format!(
+                "auth-zone:\n  name: \"{}.\"\n  zonefile: \"{}\"\n  for-downstream: no\n\
+                 for-upstream: yes\n  fallback-enabled: no\n",
+                z.name,
+                served.display()
+            ));
+        }
+        conf.push_str(&auth);
+        conf.push_str("remote-control:\n  control-enable: no\n");
+        let file = base.join("unbound.conf");
+        std::fs::write(&file, conf).unwrap();
+        let mut cmd = Command::new(need("unbound"));
+        cmd.arg("-d").arg("-c").arg(&file);
+        let proc = Proc::spawn(cmd, base.join("unbound.log"));
+        wait_until(DEADLINE, "unbound's start of service", || {
+            proc.log().contains("start of service")
+        });
+        Dns {
+            addr: format!("127.0.0.1:{port}"),
+            _proc: proc,
+        }
+    }
+
+    /// The resolver's log (validation failures are logged at val-log-level 2).
+    pub fn log(&self) -> String {
+        self._proc.log()
     }
 }
 
