@@ -119,6 +119,13 @@ pub fn parse_response(
     }))
 }
 
+/// [`parse_response`] with the question as text and a numeric type (for the fuzz target and
+/// callers without hickory types).
+pub fn parse_response_to(buf: &[u8], id: u16, name: &str, qtype: u16) -> Result<Reply, String> {
+    let n = Name::from_ascii(name).map_err(|e| format!("bad name {name:?}: {e}"))?;
+    parse_response(buf, id, &n, RecordType::from(qtype))
+}
+
 /// Asks `servers` in turn (two rounds), each try bounded by `timeout`.
 pub(crate) async fn query(
     servers: &[SocketAddr],
