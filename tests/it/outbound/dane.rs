@@ -62,15 +62,30 @@ fn dane_mta(dir: &TempDir, dns: &Dns, port: u16, extra: &str) -> MtaSetup {
 
 /// (1) DANE-EE: TLSA 3 1 1 of the Postfix's key in a signed zone → delivered over TLS the
 /// mta logs as Verified, although the certificate names another host (DANE-EE checks no
-/// name). A host of the same signed zone without TLSA (secure denial) still gets its mail
-/// with opportunistic TLS (Untrusted).
+/// name). The Postfix serves that certificate only to clients that send SNI mx.dane.test
+/// (tls_server_sni_maps; its default certificate has another key), so the mta's SNI is shown
+/// too. A host of the same signed zone without TLSA (secure denial) still gets its mail with
+/// opportunistic TLS (Untrusted).
 #[test]
 fn tlsa_3_1_1_matching_is_verified() {
     require_root("a private Postfix");
     let dir = TempDir::new("ob-dane-ee");
     let port = receiver_port();
     let pki = dane_pki(&["unrelated.example"]);
+    let default = dane_pki(&["unrelated.example"]);
     let hash = sha256_hex(&dir, &pki.spki_der);
+    // Postfix's SNI table (postmap -F embeds the key and chain in the .db).
+    let chain = dir.join("sni-mx.pem");
+    std::fs::write(&chain, format!("{}{}", pki.key_pem, pki.leaf_pem)).unwrap();
+    let sni = dir.join("sni");
+    std::fs::write(&sni, format!("mx.dane.test {}\n", chain.display())).unwrap();
+    let out = Command::new(need("postmap"))
+        .arg("-F")
+        .arg(format!("hash:{}", sni.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "postmap -F: {out:?}");
+    let sni_opt = format!("tls_server_sni_maps=hash:{}", sni.display());
     let records = [
         "dane.test. MX 10 mx.dane.test.".to_owned(),
         "mx.dane.test. A 127.0.0.121".to_owned(),
@@ -90,10 +105,16 @@ fn tlsa_3_1_1_matching_is_verified() {
     let pf = Postfix::start(
         &dir,
         port,
-        &[listener("127.0.0.121"), listener("127.0.0.122")],
+        &[
+            PfListener {
+                ip: "127.0.0.121",
+                opts: &[&sni_opt],
+            },
+            listener("127.0.0.122"),
+        ],
         &["alice@dane.test", "bob@nodane.dane.test"],
-        &pki.leaf_pem,
-        &pki.key_pem,
+        &default.leaf_pem,
+        &default.key_pem,
     );
     let setup = dane_mta(&dir, &dns, port, "");
     let mta = setup.start();
@@ -135,6 +156,14 @@ fn tlsa_3_1_1_matching_is_verified() {
             "to=<alice@dane.test>, relay=mx.dane.test[127.0.0.121]:{port}"
         )),
         "{log}"
+    );
+    let pflog = pf.log();
+    // Postfix names the SNI it matched after "to".
+    assert!(
+        pflog.contains(
+            "TLS connection established from unknown[127.0.0.1] to mx.dane.test: TLSv1.3"
+        ),
+        "{pflog}"
     );
     let alice = String::from_utf8(pf.delivered("alice@dane.test").remove(0)).unwrap();
     assert!(alice.contains("(using TLSv1.3"), "{alice}");
