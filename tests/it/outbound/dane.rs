@@ -173,7 +173,9 @@ fn tlsa_3_1_1_matching_is_verified() {
 /// (2) TLSA 3 1 1 of another key: the handshake is refused, the mail deferred with 4.7.5
 /// naming the MX host and its TLSA records, and mailq says why; nothing reaches Postfix. A
 /// TLSA RRset whose signature is broken (bogus: the resolver answers SERVFAIL) defers too —
-/// never a downgrade to unauthenticated TLS.
+/// never a downgrade to unauthenticated TLS. TLSA records that are all unusable (PKIX-EE 1 1 1
+/// is not for SMTP) make TLS mandatory without authentication: a listener without STARTTLS
+/// is not used.
 #[test]
 fn tlsa_mismatch_and_bogus_tlsa_defer() {
     require_root("a private Postfix");
@@ -191,6 +193,9 @@ fn tlsa_mismatch_and_bogus_tlsa_defer() {
         "bogus.dane.test. MX 10 mxb.dane.test.".to_owned(),
         "mxb.dane.test. A 127.0.0.124".to_owned(),
         format!("{bogus_owner}. TLSA 3 1 1 {right}"),
+        "pkix.dane.test. MX 10 mxp.dane.test.".to_owned(),
+        "mxp.dane.test. A 127.0.0.128".to_owned(),
+        format!("_{port}._tcp.mxp.dane.test. TLSA 1 1 1 {right}"),
     ];
     let dns = Dns::start_dnssec(
         &dir,
@@ -204,8 +209,19 @@ fn tlsa_mismatch_and_bogus_tlsa_defer() {
     let pf = Postfix::start(
         &dir,
         port,
-        &[listener("127.0.0.123"), listener("127.0.0.124")],
-        &["carol@dane.test", "dave@bogus.dane.test"],
+        &[
+            listener("127.0.0.123"),
+            listener("127.0.0.124"),
+            PfListener {
+                ip: "127.0.0.128",
+                opts: &["smtpd_tls_security_level=none"],
+            },
+        ],
+        &[
+            "carol@dane.test",
+            "dave@bogus.dane.test",
+            "eve@pkix.dane.test",
+        ],
         &pki.leaf_pem,
         &pki.key_pem,
     );
@@ -221,8 +237,29 @@ fn tlsa_mismatch_and_bogus_tlsa_defer() {
         &["dave@bogus.dane.test"],
         b"Subject: bogus\r\n\r\nbody\r\n",
     );
+    setup.send(
+        "sender@client.test",
+        &["eve@pkix.dane.test"],
+        b"Subject: unusable\r\n\r\nbody\r\n",
+    );
     mta.wait_log("to=<carol@dane.test>");
+    mta.wait_log("to=<eve@pkix.dane.test>");
     let log = mta.wait_log("to=<dave@bogus.dane.test>");
+    let eve = log
+        .lines()
+        .find(|l| l.contains("to=<eve@pkix.dane.test>"))
+        .unwrap();
+    assert!(
+        eve.contains(&format!(
+            "status=deferred (TLS is required, but was not offered by host \
+             mxp.dane.test[127.0.0.128]:{port})"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("mxp.dane.test: TLSA records present but none usable"),
+        "{log}"
+    );
     let carol = log
         .lines()
         .find(|l| l.contains("to=<carol@dane.test>"))
@@ -251,6 +288,7 @@ fn tlsa_mismatch_and_bogus_tlsa_defer() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(pf.delivered("carol@dane.test").is_empty());
     assert!(pf.delivered("dave@bogus.dane.test").is_empty());
+    assert!(pf.delivered("eve@pkix.dane.test").is_empty());
     let dnslog = dns.log();
     assert!(
         dnslog.contains("validation failure") || dnslog.contains("bogus"),
