@@ -451,3 +451,89 @@ fn tlsa_2_0_1_trust_anchor_is_verified() {
     );
     assert!(pf.delivered("hal@other.ta.test").is_empty());
 }
+
+/// (5) DANE wins over MTA-STS (RFC 8461 §2): both.test has an MTA-STS `enforce` policy
+/// listing its MX, whose certificate is not from the CA in tls_ca_file (MTA-STS alone would
+/// defer it), and a matching TLSA 3 1 1 record: the mail goes over DANE-verified TLS.
+#[test]
+fn dane_wins_over_mta_sts() {
+    require_root("a private Postfix");
+    let dir = TempDir::new("ob-dane-sts");
+    let port = receiver_port();
+    let mx = dane_pki(&["mx.both.test"]);
+    let hash = sha256_hex(&dir, &mx.spki_der);
+    let (ca, leaves) = ca_and_certs(&[&["mta-sts.both.test"]]);
+    let (web_cert, web_key) = &leaves[0];
+    let records = [
+        "both.test. MX 10 mx.both.test.".to_owned(),
+        "mx.both.test. A 127.0.0.131".to_owned(),
+        format!("_{port}._tcp.mx.both.test. TLSA 3 1 1 {hash}"),
+        "mta-sts.both.test. A 127.0.0.132".to_owned(),
+        "_mta-sts.both.test. TXT \"v=STSv1; id=20261123T2;\"".to_owned(),
+    ];
+    let dns = Dns::start_dnssec(
+        &dir,
+        &[Zone {
+            name: "both.test",
+            signed: true,
+            records: &records,
+            bogus: &[],
+        }],
+    );
+    let _web = Https::start(
+        &dir,
+        "127.0.0.132",
+        port,
+        web_cert,
+        web_key,
+        &[(
+            ".well-known/mta-sts.txt",
+            "version: STSv1\nmode: enforce\nmx: mx.both.test\nmax_age: 86400\n",
+        )],
+    );
+    let pf = Postfix::start(
+        &dir,
+        port,
+        &[listener("127.0.0.131")],
+        &["ivy@both.test"],
+        &mx.leaf_pem,
+        &mx.key_pem,
+    );
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    give_to_test_user(&ca_file);
+    let nowhere = dir.join("nowhere");
+    let setup = MtaSetup::new(
+        &dir,
+        &dns,
+        port,
+        &nowhere,
+        &nowhere,
+        &format!(
+            "tls = \"dane\"\ntls_ca_file = \"{}\"\nmta_sts_port = {port}",
+            ca_file.display()
+        ),
+        "",
+    );
+    let mta = setup.start();
+    setup.send(
+        "sender@client.test",
+        &["ivy@both.test"],
+        b"Subject: DANE and MTA-STS\r\n\r\nbody\r\n",
+    );
+    wait_until(Duration::from_secs(20), "delivery to ivy", || {
+        pf.delivered("ivy@both.test").len() == 1
+    });
+    let log = mta.wait_log("to=<ivy@both.test>");
+    assert!(
+        log.contains("MTA-STS policy for both.test: id=20261123T2, mode=Enforce"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Verified TLS connection established to mx.both.test[127.0.0.131]:{port}: TLSv1.3"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("status=sent"), "{log}");
+}

@@ -18,7 +18,8 @@
 //! - [`relay`]: a relayhost with AUTH PLAIN over STARTTLS (Postfix + Dovecot SASL);
 //! - [`mta_sts`]: an MTA-STS `enforce` policy skips an unlisted MX and verifies TLS;
 //! - [`dane`]: DANE (TLSA in DNSSEC-signed zones, a validating unbound): DANE-EE and DANE-TA
-//!   verified, a mismatch or a bogus TLSA answer deferred, TLSA in an unsigned zone unused.
+//!   verified, a mismatch or a bogus TLSA answer deferred, TLSA in an unsigned zone unused,
+//!   DANE over MTA-STS.
 
 mod dane;
 mod mta_sts;
