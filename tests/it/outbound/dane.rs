@@ -86,13 +86,18 @@ fn tlsa_3_1_1_matching_is_verified() {
         .unwrap();
     assert!(out.status.success(), "postmap -F: {out:?}");
     let sni_opt = format!("tls_server_sni_maps=hash:{}", sni.display());
-    let records = [
+    let mut records = vec![
         "dane.test. MX 10 mx.dane.test.".to_owned(),
         "mx.dane.test. A 127.0.0.121".to_owned(),
         format!("_{port}._tcp.mx.dane.test. TLSA 3 1 1 {hash}"),
         "nodane.dane.test. MX 10 mx2.dane.test.".to_owned(),
         "mx2.dane.test. A 127.0.0.122".to_owned(),
     ];
+    // 24 more (non-matching) records: the TLSA answer outgrows the 1232 octets of EDNS(0)
+    // over UDP, the resolver sets TC and the mta asks again over TCP.
+    for i in 0..24u128 {
+        records.push(format!("_{port}._tcp.mx.dane.test. TLSA 3 1 2 {i:0128x}"));
+    }
     let dns = Dns::start_dnssec(
         &dir,
         &[Zone {
@@ -133,12 +138,16 @@ fn tlsa_3_1_1_matching_is_verified() {
             && pf.delivered("bob@nodane.dane.test").len() == 1
     });
     let log = mta.wait_log("to=<bob@nodane.dane.test>");
-    assert!(
-        log.contains(&format!(
-            "mx.dane.test: DANE TLSA at _{port}._tcp.mx.dane.test: 3 1 1 {hash}"
-        )),
-        "{log}"
-    );
+    let tlsa = log
+        .lines()
+        .find(|l| {
+            l.contains(&format!(
+                "mx.dane.test: DANE TLSA at _{port}._tcp.mx.dane.test: "
+            ))
+        })
+        .unwrap_or_else(|| panic!("no TLSA line: {log}"));
+    assert!(tlsa.contains(&format!("3 1 1 {hash}")), "{tlsa}");
+    assert_eq!(tlsa.matches("3 1 2 ").count(), 24, "{tlsa}");
     assert!(
         log.contains(&format!(
             "Verified TLS connection established to mx.dane.test[127.0.0.121]:{port}: TLSv1.3"
