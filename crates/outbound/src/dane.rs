@@ -12,8 +12,8 @@
 //!   anchor) and name the MX host or the next-hop domain (§3.2.2, §3.2.3).
 //! - A secure MX RRset, then secure address records of the host (§2.2), then a secure TLSA
 //!   RRset at `_port._tcp.<host>` make DANE apply (§2.2.1); an insecure link anywhere means
-//!   no DANE (`may`), a secure denial of TLSA too; a lookup failure means the host is not
-//!   used now (never a silent downgrade: §2.2.1, "the SMTP client MUST NOT … in the clear").
+//!   no DANE (`may`), a secure denial of TLSA too; a failed lookup is no denial: the host is
+//!   not used now (deferred, like Postfix's "TLSA lookup error"; never a silent downgrade).
 //!
 //! The certificate parsing here (`spki`) is a minimal DER walk over untrusted input: bounded,
 //! no recursion, never panics; fuzzed with the TLSA matching.
@@ -159,7 +159,8 @@ pub fn spki(cert: &[u8]) -> Option<&[u8]> {
 pub enum DaneMatch {
     /// A DANE-EE record matched the leaf.
     EndEntity(String),
-    /// A DANE-TA record matched chain\[index\], the leaf chains to it and names `name`.
+    /// A DANE-TA record matched a certificate of the chain, the leaf chains to it and names
+    /// `name`.
     TrustAnchor { record: String, name: String },
 }
 
