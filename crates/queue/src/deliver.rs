@@ -48,8 +48,14 @@ pub(crate) fn route(cfg: &DeliveryConfig, rcpt: &StoredRecipient) -> Route {
 /// Result of one recipient in this attempt.
 pub(crate) enum Outcome {
     Reply(RcptOutcome),
-    /// Connection-level trouble: deferred with this text.
+    /// Connection-level trouble: deferred with this text (dsn 4.4.2, Postfix's default).
     Error(String),
+    /// Deferred without a server's reply, with the status the cause gives (4.4.1 no answer,
+    /// 4.4.3 DNS failure, 4.7.5 TLS policy / certificate not verified).
+    Temporary {
+        dsn: String,
+        text: String,
+    },
     /// Failed for good without a server's reply (null MX, no such domain, SMTPUTF8 or 8-bit
     /// content the peer cannot take): bounced with this status and text.
     Permanent {
@@ -349,6 +355,7 @@ fn apply(
             (o.reply.code() / 100, o.reply.dsn(), text)
         }
         Some(Outcome::Error(t)) => (4, "4.4.2".to_owned(), t.clone()),
+        Some(Outcome::Temporary { dsn, text }) => (4, dsn.clone(), text.clone()),
         Some(Outcome::Permanent { dsn, text }) => (5, dsn.clone(), text.clone()),
         None => (
             4,
@@ -507,6 +514,17 @@ mod tests {
             (RcptStatus::Deferred, "4.4.2", 2)
         );
         assert_eq!(st.next_ms, now + 600_000);
+        // A non-reply failure with its own status (outbound: TLS policy, DNS) keeps it.
+        let tls = Outcome::Temporary {
+            dsn: "4.7.5".into(),
+            text: "Server certificate not verified".into(),
+        };
+        let (st2, dsn, word, text) = apply(&cfg, &p, &st, Some(&tls), now, "r");
+        assert_eq!(
+            (st2.status, dsn.as_str(), word),
+            (RcptStatus::Deferred, "4.7.5", "deferred")
+        );
+        assert_eq!(text, "Server certificate not verified");
         // Past maximal_queue_lifetime a temporary failure gives up.
         let old_msg = parsed(now - 6 * 86_400_000);
         let (st, _, word, _) = apply(&cfg, &old_msg, &old, Some(&err), now, "r");

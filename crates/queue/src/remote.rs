@@ -75,7 +75,10 @@ pub(crate) async fn deliver(
         for (k, &i) in idx.iter().enumerate() {
             let outcome = match res.results.get(k) {
                 Some(RcptResult::Reply(o)) => Outcome::Reply(o.clone()),
-                Some(RcptResult::Temporary { text, .. }) => Outcome::Error(text.clone()),
+                Some(RcptResult::Temporary { dsn, text }) => Outcome::Temporary {
+                    dsn: dsn.clone(),
+                    text: text.clone(),
+                },
                 Some(RcptResult::Permanent { dsn, text }) => Outcome::Permanent {
                     dsn: dsn.clone(),
                     text: text.clone(),

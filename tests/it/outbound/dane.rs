@@ -3,9 +3,7 @@
 //! are its trust anchors) and unsigned ones; a private Postfix with a test certificate is the
 //! MX. The mta runs with `[outbound] tls = "dane"`.
 //!
-//! pochta-outbound gives these deferrals the enhanced status 4.7.5 (Postfix's); the queue
-//! logs every outbound temporary failure without a server reply as 4.4.2 today (its
-//! `Outcome::Error` has no status), so the tests check the reason text, not the status.
+//! A certificate no TLSA record matches is deferred with Postfix's enhanced status 4.7.5.
 
 use super::*;
 
@@ -275,7 +273,7 @@ fn tlsa_mismatch_and_bogus_tlsa_defer() {
         .unwrap();
     assert!(
         carol.contains(&format!("relay=mx.dane.test[127.0.0.123]:{port}"))
-            && carol.contains("status=deferred (Server certificate not verified")
+            && carol.contains("dsn=4.7.5, status=deferred (Server certificate not verified")
             && carol.contains(&format!("TLSA record at _{port}._tcp.mx.dane.test"))
             && carol.contains("(MX host mx.dane.test)"),
         "{log}"
@@ -455,7 +453,7 @@ fn tlsa_2_0_1_trust_anchor_is_verified() {
         .unwrap();
     assert!(
         hal.contains(&format!("relay=mx2.ta.test[127.0.0.127]:{port}"))
-            && hal.contains("status=deferred (Server certificate not verified"),
+            && hal.contains("dsn=4.7.5, status=deferred (Server certificate not verified"),
         "{log}"
     );
     assert!(pf.delivered("hal@other.ta.test").is_empty());
