@@ -125,6 +125,10 @@ pub struct SmtpdSection {
     /// (Postfix adds them for its own submissions).
     #[serde(default = "yes")]
     pub add_missing_headers: bool,
+    /// Received: headers, ours included, at which a message is refused as a mail loop (554
+    /// 5.4.6 at the end of DATA; Postfix hopcount_limit, default 50).
+    #[serde(default = "default_hopcount_limit")]
+    pub hopcount_limit: usize,
 }
 
 fn default_banner() -> String {
@@ -141,6 +145,9 @@ fn default_max_errors() -> u32 {
 }
 fn default_max_line() -> usize {
     2048
+}
+fn default_hopcount_limit() -> usize {
+    50
 }
 fn default_delimiter() -> String {
     "+".into()
@@ -166,6 +173,7 @@ impl Default for SmtpdSection {
             auth_on_smtp: false,
             sender_login_match: false,
             add_missing_headers: true,
+            hopcount_limit: default_hopcount_limit(),
         }
     }
 }

@@ -90,6 +90,8 @@ pub struct HeaderScan {
     pub has_date: bool,
     /// The Message-ID value (trimmed, at most 200 octets), for the log.
     pub message_id: Option<String>,
+    /// Received: fields in the header block (hops the message has made).
+    pub received: usize,
 }
 
 /// Scans the header block of `msg` (RFC 5322 §2.2: `name: value` lines and their folded
@@ -137,6 +139,9 @@ pub fn scan(msg: &[u8]) -> HeaderScan {
             }
             if name.eq_ignore_ascii_case(b"Date") {
                 out.has_date = true;
+            }
+            if name.eq_ignore_ascii_case(b"Received") {
+                out.received += 1;
             }
         }
         pos += line_len;
@@ -296,6 +301,11 @@ mod tests {
         let s = scan(b"Date: x\r\nSubject: only headers");
         assert_eq!(s.end, 30);
         assert!(s.has_date);
+        assert_eq!(s.received, 0);
+        // Received: fields count hops, folded or not, in any case; a body line does not.
+        let m = b"Received: from a\r\n\tby b; d\r\nRECEIVED: x\r\nreceived:y\r\n\r\n\
+                  Received: z\r\n";
+        assert_eq!(scan(m).received, 3);
     }
 
     #[test]

@@ -370,6 +370,17 @@ impl Driver {
         };
         let received = headers::received(&trace, now);
         let scan = headers::scan(&msg.body);
+        let limit = self.settings.smtpd.hopcount_limit;
+        if scan.received + 1 >= limit {
+            // Postfix's cleanup counts the smtpd's own Received too.
+            tracing::warn!(
+                "{id}: reject: too many hops ({} Received: headers, hopcount_limit {limit}), \
+                 mail loop; from=<{}>",
+                scan.received + 1,
+                msg.reverse_path,
+            );
+            return Reply::with_status(554, (5, 4, 6), "Error: too many hops");
+        }
         let submission = self.login.is_some() || self.service == Service::Local;
         let (added, message_id) = if submission && self.settings.smtpd.add_missing_headers {
             headers::missing_headers(&scan, id.as_str(), &self.settings.hostname, now)

@@ -827,6 +827,55 @@ fn submission_requires_tls_and_auth() {
     );
 }
 
+/// A mail loop ends at hopcount_limit (50, Postfix's): a message arriving with 49 Received:
+/// headers (ours makes 50) is refused at the end of DATA with 554 5.4.6 and never queued; with
+/// 48 it is delivered. The session goes on after the refusal.
+#[test]
+fn mail_loop_refused_at_hopcount_limit() {
+    let st = Stack::start(Peers::Pochta, "");
+    let mut c = Client::tcp(st.smtp);
+    c.reply();
+    c.send(b"EHLO client.test\r\n");
+    c.reply();
+    for (hops, subject) in [(49, "looping"), (48, "far-travelled")] {
+        assert_eq!(c.cmd("MAIL FROM:<sender@example.net>"), "250 2.1.0 Ok");
+        assert_eq!(c.cmd("RCPT TO:<alice@pochta.test>"), "250 2.1.5 Ok");
+        assert!(c.cmd("DATA").starts_with("354 "));
+        let mut data = String::new();
+        for i in 0..hops {
+            data.push_str(&format!(
+                "Received: from hop{i}.example.net\r\n\tby hop{}.example.net; x\r\n",
+                i + 1
+            ));
+        }
+        data.push_str(&format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n"));
+        c.send(data.as_bytes());
+        let r = c.reply().pop().unwrap();
+        if hops == 49 {
+            assert_eq!(r, "554 5.4.6 Error: too many hops");
+        } else {
+            queue_id(&r);
+        }
+    }
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+    let text = st.wait_delivered("alice", "far-travelled");
+    // 48 hops, the mta's and mda-lmtp's own.
+    assert_eq!(text.matches("Received: ").count(), 50, "{text}");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = st.log();
+    assert!(!log.contains("looping"), "{log}");
+    assert!(
+        log.contains("reject: too many hops (50 Received: headers, hopcount_limit 50), mail loop"),
+        "{log}"
+    );
+    let alice = st.maildir("alice");
+    let n: usize = ["new", "cur"]
+        .iter()
+        .map(|d| std::fs::read_dir(alice.join(d)).map_or(0, |r| r.count()))
+        .sum();
+    assert_eq!(n, 1, "the looping message was delivered");
+}
+
 /// nmap smtp-open-relay's 16 forms (domain nmap.scanme.org, our name, our [ip]) from an
 /// unauthenticated client on port 25: every RCPT refused; MAIL FROM is accepted each time.
 #[test]
