@@ -231,6 +231,10 @@ impl DaemonConfig for Config {
         if s.max_line < 512 {
             return Err("smtpd.max_line must be at least 512 (RFC 5321)".into());
         }
+        if s.hopcount_limit < 2 {
+            // Our own Received: counts: below 2 every message would be refused as a loop.
+            return Err("smtpd.hopcount_limit must be at least 2".into());
+        }
         if s.max_recipients == 0 {
             return Err("smtpd.max_recipients must be > 0".into());
         }
@@ -313,5 +317,15 @@ mod tests {
             toml::from_str("[[listener]]\nservice = \"local\"\naddress = \"127.0.0.1:25\"\n")
                 .unwrap();
         assert!(bad.validate().is_err());
+        assert_eq!(c.smtpd.hopcount_limit, 50);
+        let loop_all: Config = toml::from_str(
+            "[smtpd]\nhopcount_limit = 1\n[[listener]]\nservice = \"smtp\"\n\
+             address = \"127.0.0.1:25\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            loop_all.validate(),
+            Err("smtpd.hopcount_limit must be at least 2".into())
+        );
     }
 }
