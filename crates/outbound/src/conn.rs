@@ -46,6 +46,9 @@ pub(crate) enum ConnError {
     Policy(String),
     /// The TLS handshake failed (under `may` the caller retries in plaintext).
     Handshake(String),
+    /// The server answered EHLO/HELO with our own name: the mail would loop back to us
+    /// (Postfix: "mail for … loops back to myself", a bounce with 5.4.6).
+    Loop(String),
 }
 
 impl ConnError {
@@ -56,6 +59,7 @@ impl ConnError {
             ConnError::Handshake(t) => {
                 format!("Cannot start TLS: handshake failure with {relay}: {t}")
             }
+            ConnError::Loop(name) => format!("host {relay} greeted me with my own hostname {name}"),
         }
     }
 
@@ -72,6 +76,7 @@ impl ConnError {
             }
             ConnError::Client(_) => "4.4.2".into(),
             ConnError::Policy(_) | ConnError::Handshake(_) => "4.7.5".into(),
+            ConnError::Loop(_) => "5.4.6".into(),
         }
     }
 }
@@ -121,6 +126,7 @@ impl SmtpConn {
             .map_err(|_| ClientError::Timeout(Stage::Connect))?
             .map_err(ClientError::Connect)?;
         let _ = tcp.set_nodelay(true);
+        let ours = cfg.helo_name.clone();
         let mut c = SmtpConn {
             io: Box::new(tcp),
             session: ClientSession::new(cfg),
@@ -131,6 +137,10 @@ impl SmtpConn {
             tls: None,
         };
         c.until_ready().await?;
+        let name = &c.session.capabilities().name;
+        if !ours.is_empty() && name.eq_ignore_ascii_case(&ours) {
+            return Err(ConnError::Loop(name.clone()));
+        }
         let offered = c.session.capabilities().starttls;
         match t.tls {
             TlsUse::Off => {}

@@ -355,6 +355,13 @@ impl Engine {
                         }
                         return Ok(c);
                     }
+                    Err(e @ ConnError::Loop(_)) => {
+                        // Postfix bounces: a host of this domain is ourselves (a DNS or
+                        // local_domains mistake); trying its other hosts cannot help.
+                        tracing::warn!("{}", e.describe(&relay));
+                        let text = format!("mail for {domain} loops back to myself");
+                        return Err((relay, perm(&e.dsn(), &text)));
+                    }
                     Err(e) => {
                         let text = e.describe(&relay);
                         tracing::info!("{text}");

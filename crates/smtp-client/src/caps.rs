@@ -5,6 +5,9 @@ use crate::reply::Reply;
 /// What the peer offers; unknown keywords are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Capabilities {
+    /// The name the server gave in its EHLO/LHLO/HELO reply (first word, at most 255 octets):
+    /// a server answering with our own name means the mail loops back to us.
+    pub name: String,
     pub pipelining: bool,
     /// `SIZE` with its limit; `Some(0)` = no fixed limit announced.
     pub size: Option<u64>,
@@ -23,7 +26,10 @@ impl Capabilities {
     /// From the EHLO/LHLO reply: the first line is the server's name, each further line one
     /// keyword with optional parameters.
     pub fn from_reply(reply: &Reply) -> Capabilities {
-        let mut caps = Capabilities::default();
+        let mut caps = Capabilities {
+            name: Capabilities::server_name(reply),
+            ..Capabilities::default()
+        };
         for line in reply.lines().iter().skip(1) {
             let mut words = line.split_ascii_whitespace();
             let Some(kw) = words.next() else { continue };
@@ -42,6 +48,17 @@ impl Capabilities {
             }
         }
         caps
+    }
+
+    /// The first word of the reply's first line (the server's name in a 250 to EHLO or HELO).
+    pub fn server_name(reply: &Reply) -> String {
+        let first = reply.lines().first().map_or("", String::as_str);
+        let word = first.split_ascii_whitespace().next().unwrap_or("");
+        let mut end = word.len().min(255);
+        while !word.is_char_boundary(end) {
+            end -= 1;
+        }
+        word[..end].to_owned()
     }
 }
 
@@ -62,5 +79,9 @@ mod tests {
         assert!(caps.enhanced_status && !caps.dsn && !caps.starttls);
         assert_eq!(caps.size, Some(0));
         assert_eq!(caps.auth, ["PLAIN", "LOGIN"]);
+        assert_eq!(caps.name, "host");
+        p.feed(b"250 mx.example.org Hello client\r\n");
+        let helo = p.next_reply().unwrap().unwrap();
+        assert_eq!(Capabilities::server_name(&helo), "mx.example.org");
     }
 }

@@ -414,7 +414,10 @@ impl ClientSession {
             }
             Expect::Helo => {
                 if r.is_positive() {
-                    self.caps = Capabilities::default();
+                    self.caps = Capabilities {
+                        name: Capabilities::server_name(&r),
+                        ..Capabilities::default()
+                    };
                     self.phase = Phase::Ready;
                 } else {
                     self.error = Some(SessionError::Rejected(Stage::Helo, r));

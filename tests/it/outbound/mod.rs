@@ -472,8 +472,9 @@ fn soft_failure_retried_across_restart() {
     });
 }
 
-/// Null MX (5.1.10), a domain that does not exist (5.1.2) and a 550 at RCPT from smtp-sink:
-/// each recipient bounces, and the local sender gets one notice per message with the
+/// Null MX (5.1.10), a domain that does not exist (5.1.2), a 550 at RCPT from smtp-sink and
+/// an MX host that greets with our own name (5.4.6, "loops back to myself", the message not
+/// sent): each recipient bounces, and the local sender gets one notice per message with the
 /// original headers.
 #[test]
 fn permanent_failures_bounce_to_local_sender() {
@@ -485,9 +486,13 @@ fn permanent_failures_bounce_to_local_sender() {
             "nullmx.test. MX 0 .",
             "hard.test. MX 10 mx.hard.test.",
             "mx.hard.test. A 127.0.0.61",
+            "loop.test. MX 10 mx.loop.test.",
+            "mx.loop.test. A 127.0.0.62",
         ],
     );
     let _sink = Sink::start(&dir, "mx.hard.test", "127.0.0.61", port, &["-f", "RCPT"]);
+    // Greets as the mta itself ([smtpd] hostname, the default helo_name).
+    let mirror = Sink::start(&dir, &format!("mx.{DOMAIN}"), "127.0.0.62", port, &[]);
     let dovecot = Dovecot::start(&dir, DOMAIN, &["alice"]);
     let setup = MtaSetup::new(&dir, &dns, port, &dovecot.lmtp(), &dovecot.userdb(), "", "");
     let mta = setup.start();
@@ -496,12 +501,13 @@ fn permanent_failures_bounce_to_local_sender() {
         ("x@nullmx.test", "to null mx"),
         ("x@nosuch.test", "to no such domain"),
         ("x@hard.test", "to hard failure"),
+        ("x@loop.test", "to ourselves"),
     ] {
         let msg = format!("From: {alice}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n");
         setup.send(&alice, &[to], msg.as_bytes());
     }
-    wait_until(Duration::from_secs(30), "three bounces for alice", || {
-        dovecot.messages("alice").len() >= 3
+    wait_until(Duration::from_secs(30), "four bounces for alice", || {
+        dovecot.messages("alice").len() >= 4
     });
     let log = mta.log();
     assert!(
@@ -522,12 +528,26 @@ fn permanent_failures_bounce_to_local_sender() {
         )) && log.contains("status=bounced (host mx.hard.test[127.0.0.61]"),
         "{log}"
     );
+    assert!(
+        log.contains(&format!(
+            "to=<x@loop.test>, relay=mx.loop.test[127.0.0.62]:{port}"
+        )) && log.contains("dsn=5.4.6, status=bounced (mail for loop.test loops back to myself)"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "host mx.loop.test[127.0.0.62]:{port} greeted me with my own hostname mx.{DOMAIN}"
+        )),
+        "{log}"
+    );
+    assert!(mirror.messages().is_empty(), "sent to ourselves");
     let notices = dovecot.messages("alice");
-    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert_eq!(notices.len(), 4, "{notices:?}");
     for (rcpt, subject, status) in [
         ("x@nullmx.test", "to null mx", "5.1.10"),
         ("x@nosuch.test", "to no such domain", "5.1.2"),
         ("x@hard.test", "to hard failure", "5.3.0"),
+        ("x@loop.test", "to ourselves", "5.4.6"),
     ] {
         let n = notices
             .iter()
@@ -540,7 +560,7 @@ fn permanent_failures_bounce_to_local_sender() {
         );
         assert!(n.contains(&format!("Status: {status}")), "{n}");
     }
-    assert_eq!(dovecot.messages("alice").len(), 3);
+    assert_eq!(dovecot.messages("alice").len(), 4);
 }
 
 /// The open-relay rule holds with outbound delivery in place: a client that is neither
