@@ -90,6 +90,24 @@ pub struct Dns {
 }
 
 impl Dns {
+    /// Starts unbound in the foreground on `127.0.0.1:port` with `conf` (its `server:` and
+    /// zone clauses; remote control is added, off) and waits for its start of service.
+    fn run(base: &Path, port: u16, mut conf: String) -> Dns {
+        conf.push_str("remote-control:\n  control-enable: no\n");
+        let file = base.join("unbound.conf");
+        std::fs::write(&file, conf).unwrap();
+        let mut cmd = Command::new(need("unbound"));
+        cmd.arg("-d").arg("-c").arg(&file);
+        let proc = Proc::spawn(cmd, base.join("unbound.log"));
+        wait_until(DEADLINE, "unbound's start of service", || {
+            proc.log().contains("start of service")
+        });
+        Dns {
+            addr: format!("127.0.0.1:{port}"),
+            _proc: proc,
+        }
+    }
+
     /// `records`: unbound local-data lines like `"a.test. MX 10 mx.a.test."`.
     pub fn start(dir: &TempDir, records: &[&str]) -> Dns {
         let base = dir.join("unbound");
@@ -112,19 +130,7 @@ impl Dns {
                 conf.push_str(&format!("  local-data: \"{r}\"\n"));
             }
         }
-        conf.push_str("remote-control:\n  control-enable: no\n");
-        let file = base.join("unbound.conf");
-        std::fs::write(&file, conf).unwrap();
-        let mut cmd = Command::new(need("unbound"));
-        cmd.arg("-d").arg("-c").arg(&file);
-        let proc = Proc::spawn(cmd, base.join("unbound.log"));
-        wait_until(DEADLINE, "unbound's start of service", || {
-            proc.log().contains("start of service")
-        });
-        Dns {
-            addr: format!("127.0.0.1:{port}"),
-            _proc: proc,
-        }
+        Dns::run(&base, port, conf)
     }
 }
 
@@ -231,19 +237,7 @@ impl Dns {
             ));
         }
         conf.push_str(&auth);
-        conf.push_str("remote-control:\n  control-enable: no\n");
-        let file = base.join("unbound.conf");
-        std::fs::write(&file, conf).unwrap();
-        let mut cmd = Command::new(need("unbound"));
-        cmd.arg("-d").arg("-c").arg(&file);
-        let proc = Proc::spawn(cmd, base.join("unbound.log"));
-        wait_until(DEADLINE, "unbound's start of service", || {
-            proc.log().contains("start of service")
-        });
-        Dns {
-            addr: format!("127.0.0.1:{port}"),
-            _proc: proc,
-        }
+        Dns::run(&base, port, conf)
     }
 
     /// The resolver's log (validation failures are logged at val-log-level 2).
