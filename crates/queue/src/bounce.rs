@@ -43,20 +43,10 @@ impl Notifier {
         format!("{DOUBLE_BOUNCE}@{}", self.hostname)
     }
 
-    /// Where failed bounces go: `double_bounce_recipient`, qualified with the first local
-    /// domain (else our host name) when it is a bare local part.
+    /// Where failed bounces go: `double_bounce_recipient`, qualified with myorigin when it is
+    /// a bare local part (the aliases then apply, as to every notice recipient).
     pub(crate) fn postmaster(&self, cfg: &DeliveryConfig) -> String {
-        let r = &cfg.double_bounce_recipient;
-        if r.contains('@') {
-            return r.clone();
-        }
-        let domain = cfg
-            .local_domains
-            .as_ref()
-            .and_then(|d| d.first())
-            .cloned()
-            .unwrap_or_else(|| self.hostname.clone());
-        format!("{r}@{domain}")
+        cfg.addresses.qualify(&cfg.double_bounce_recipient)
     }
 }
 
@@ -91,7 +81,7 @@ fn success_wanted(cfg: &DeliveryConfig, env: &Envelope, i: usize) -> bool {
     let r = &env.recipients[i];
     !env.sender.is_empty()
         && r.notify.is_some_and(|n| n.success && !n.never)
-        && route(cfg, r) == Route::Lmtp
+        && route(&*cfg.addresses.current(), r) == Route::Lmtp
 }
 
 /// When a delay notice is due for recipient `i` (None: never).
@@ -302,13 +292,28 @@ async fn enqueue(
         Kind::Postmaster => n.double_bounce_sender(),
         _ => String::new(),
     };
-    let msg = NewMessage {
-        sender,
-        recipients: vec![NewRecipient {
-            address: to.to_owned(),
+    // A notice follows the aliases like any mail (Postfix's bounces pass through cleanup):
+    // `root@…` reaches the admin, the postmaster whoever the aliases name.
+    let finals = cfg
+        .addresses
+        .current()
+        .expand(to)
+        .map_err(|e| crate::QueueError::Io {
+            what: format!("alias expansion of <{to}>"),
+            source: std::io::Error::other(e),
+        })?;
+    let recipients = finals
+        .into_iter()
+        .map(|address| NewRecipient {
+            orig: (!address.eq_ignore_ascii_case(to)).then(|| to.to_owned()),
+            address,
             orcpt: None,
             notify: None,
-        }],
+        })
+        .collect();
+    let msg = NewMessage {
+        sender,
+        recipients,
         envid: None,
         ret: None,
         body: built.eight_bit.then_some(Body::EightBitMime),

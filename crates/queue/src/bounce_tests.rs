@@ -8,9 +8,24 @@ use std::time::Duration;
 
 const HOUR: u64 = 3_600_000;
 
+/// pochta.test is local and myorigin; no aliases.
+struct TestDomain(&'static str);
+
+impl crate::AddressPolicy for TestDomain {
+    fn is_local_domain(&self, domain: &str) -> bool {
+        domain.eq_ignore_ascii_case("pochta.test")
+    }
+    fn myorigin(&self) -> &str {
+        self.0
+    }
+    fn expand(&self, address: &str) -> Result<Vec<String>, String> {
+        Ok(vec![address.to_owned()])
+    }
+}
+
 fn cfg() -> DeliveryConfig {
     DeliveryConfig {
-        local_domains: Some(vec!["pochta.test".into()]),
+        addresses: crate::Addresses::new(std::sync::Arc::new(TestDomain("pochta.test"))),
         ..DeliveryConfig::default()
     }
 }
@@ -33,6 +48,7 @@ fn env(sender: &str, notify: &[Option<Notify>]) -> Envelope {
                 address: format!("r{i}@pochta.test"),
                 notify: *n,
                 orcpt: None,
+                orig: None,
             })
             .collect(),
         envid: None,
@@ -105,7 +121,7 @@ fn null_sender_goes_to_postmaster_then_dropped() {
     let mut c2 = cfg();
     c2.double_bounce_recipient = "admin@example.org".into();
     assert_eq!(n.postmaster(&c2), "admin@example.org");
-    c2.local_domains = None;
+    c2.addresses = crate::Addresses::new(std::sync::Arc::new(TestDomain("mx.pochta.test")));
     c2.double_bounce_recipient = "pm".into();
     assert_eq!(n.postmaster(&c2), "pm@mx.pochta.test");
 }

@@ -33,11 +33,11 @@ impl Default for QueueConfig {
 pub struct DeliveryConfig {
     /// `unix:/run/pochta/lmtp` or `inet:127.0.0.1:24` (pochta-mda-lmtp or Dovecot LMTP).
     pub lmtp: LmtpEndpoint,
-    /// Domains whose recipients go to `lmtp`; others wait for outbound delivery. Not a key of
-    /// `[delivery]`: the mta sets it from `[smtpd] local_domains` (one list, one meaning).
-    /// `None`: every recipient is local.
+    /// Which domains go to `lmtp` (others to outbound delivery), myorigin and the aliases
+    /// notices follow. Not a key of `[delivery]`: the mta shares its own (one list, one
+    /// meaning, swapped on SIGHUP). Default: every recipient local, no aliases.
     #[serde(skip)]
-    pub local_domains: Option<Vec<String>>,
+    pub addresses: crate::Addresses,
     /// Our name in LHLO (default: the system host name).
     pub helo_name: Option<String>,
     /// Deliveries in flight at once (Postfix: default_destination_concurrency_limit = 20).
@@ -77,8 +77,9 @@ pub struct DeliveryConfig {
     /// many bytes, else its headers (text/rfc822-headers) — Postfix's bounce_size_limit.
     pub bounce_size_limit: usize,
     /// Who gets a bounce that could not be delivered (its sender is `<>`): a bare local part
-    /// is qualified with the first local domain (else the host name). A postmaster notice
-    /// that fails too is dropped and logged (Postfix 2bounce_notice_recipient).
+    /// is qualified with myorigin and then follows the aliases like any recipient. A
+    /// postmaster notice that fails too is dropped and logged (Postfix
+    /// 2bounce_notice_recipient).
     pub double_bounce_recipient: String,
     /// Remote delivery (pochta-outbound). Not a key of `[delivery]`: the mta builds it from
     /// its `[outbound]` table.
@@ -90,7 +91,7 @@ impl Default for DeliveryConfig {
     fn default() -> DeliveryConfig {
         DeliveryConfig {
             lmtp: LmtpEndpoint(Endpoint::Unix(PathBuf::from("/run/pochta/lmtp"))),
-            local_domains: None,
+            addresses: crate::Addresses::default(),
             helo_name: None,
             concurrency: 20,
             connection_reuse_limit: 100,

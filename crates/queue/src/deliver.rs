@@ -8,7 +8,7 @@ use crate::config::DeliveryConfig;
 use crate::file::{Parsed, RcptState, RcptStatus, StoredRecipient};
 use crate::pool::{Pool, Pooled};
 use crate::spool::{self, QueueError, Spool};
-use crate::{now_ms, QueueId};
+use crate::{now_ms, AddressPolicy, QueueId};
 use pochta_smtp_client::{Envelope, Incomplete, RcptOutcome, Recipient};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,16 +32,23 @@ pub(crate) enum Route {
     Remote,
 }
 
-/// The routing hook: recipients in `local_domains` (all when the list is not set) go to LMTP.
-pub(crate) fn route(cfg: &DeliveryConfig, rcpt: &StoredRecipient) -> Route {
-    let Some(locals) = &cfg.local_domains else {
-        return Route::Lmtp;
-    };
+/// The routing hook: recipients in the mta's local domains (as they are now, after any
+/// reload) go to LMTP. A trailing dot (`example.org.`) names the same domain.
+pub(crate) fn route(policy: &dyn AddressPolicy, rcpt: &StoredRecipient) -> Route {
     let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
-    if locals.iter().any(|l| l.eq_ignore_ascii_case(domain)) {
+    let domain = domain.strip_suffix('.').unwrap_or(domain);
+    if policy.is_local_domain(domain) {
         Route::Lmtp
     } else {
         Route::Remote
+    }
+}
+
+/// ` orig_to=<…>,` when alias expansion changed the address (Postfix's field), else nothing.
+pub(crate) fn orig_to(r: &StoredRecipient) -> String {
+    match &r.orig {
+        Some(o) => format!(" orig_to=<{o}>,"),
+        None => String::new(),
     }
 }
 
@@ -96,9 +103,10 @@ pub(crate) async fn attempt(
     if open.is_empty() || !due {
         return finish(&ctx, &id, &parsed, &bytes, &[]).await;
     }
+    let policy = ctx.cfg.addresses.current();
     let (lmtp, remote): (Vec<usize>, Vec<usize>) = open
         .iter()
-        .partition(|&&i| route(&ctx.cfg, &parsed.envelope.recipients[i]) == Route::Lmtp);
+        .partition(|&&i| route(&*policy, &parsed.envelope.recipients[i]) == Route::Lmtp);
     let mut changes = Vec::new();
     let now = now_ms();
     let start_ms = now;
@@ -118,9 +126,10 @@ pub(crate) async fn attempt(
         let b = secs(start_ms.saturating_sub(picked_ms));
         let (c, d) = (fmt_secs(r.setup), fmt_secs(r.xfer));
         tracing::info!(
-            "{id}: to=<{}>, relay={relay}, delay={delay}, delays={a}/{b}/{c}/{d}, dsn={dsn}, \
+            "{id}: to=<{}>,{} relay={relay}, delay={delay}, delays={a}/{b}/{c}/{d}, dsn={dsn}, \
              status={status_word} ({text})",
-            parsed.envelope.recipients[i].address
+            parsed.envelope.recipients[i].address,
+            orig_to(&parsed.envelope.recipients[i]),
         );
         changes.push((i, st));
     }
@@ -138,7 +147,7 @@ pub(crate) async fn attempt(
                 Recipient {
                     address: r.address.clone(),
                     notify: r.notify,
-                    orcpt: r.orcpt.clone(),
+                    orcpt: r.original(),
                 }
             })
             .collect(),
@@ -160,9 +169,10 @@ pub(crate) async fn attempt(
         let a = secs(picked_ms.saturating_sub(parsed.envelope.arrival_ms));
         let b = secs(start_ms.saturating_sub(picked_ms));
         tracing::info!(
-            "{id}: to=<{}>, relay={relay}, delay={delay}, delays={a}/{b}/{}/{}, dsn={dsn}, \
+            "{id}: to=<{}>,{} relay={relay}, delay={delay}, delays={a}/{b}/{}/{}, dsn={dsn}, \
              status={status_word} ({text})",
             rcpt.address,
+            orig_to(rcpt),
             fmt_secs(setup),
             fmt_secs(xfer),
         );
@@ -456,6 +466,7 @@ mod tests {
                 address: "r@y".into(),
                 notify: None,
                 orcpt: None,
+                orig: None,
             }],
             envid: None,
             ret: None,

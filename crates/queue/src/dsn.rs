@@ -229,7 +229,12 @@ fn human_text(r: &Report<'_>, host: &str) -> String {
         } else {
             clean_text(&st.reason)
         };
-        let _ = write!(t, "\n<{}>: {reason}\n", clean_text(&rcpt.address));
+        // Postfix names the address the sender used when aliases changed it.
+        let expanded = match &rcpt.orig {
+            Some(o) => format!(" (expanded from <{}>)", clean_text(o)),
+            None => String::new(),
+        };
+        let _ = write!(t, "\n<{}>{expanded}: {reason}\n", clean_text(&rcpt.address));
     }
     t
 }
@@ -247,7 +252,7 @@ fn delivery_status(r: &Report<'_>, host: &str) -> String {
     for (rcpt, st) in &r.rcpts {
         t.push('\n');
         let _ = writeln!(t, "Final-Recipient: {}", typed_addr(&rcpt.address));
-        if let Some(o) = &rcpt.orcpt {
+        if let Some(o) = &rcpt.original() {
             let kind = clean_ascii(&o.addr_type);
             let _ = writeln!(t, "Original-Recipient: {kind};{}", xtext(&o.address));
         }

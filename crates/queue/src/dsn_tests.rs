@@ -18,6 +18,7 @@ fn env(sender: &str, rcpts: &[&str]) -> Envelope {
                 address: (*a).into(),
                 notify: None,
                 orcpt: None,
+                orig: None,
             })
             .collect(),
         envid: Some("E=1".into()),
@@ -313,6 +314,7 @@ proptest! {
                 notify: None,
                 orcpt: (!orcpt.is_empty()).then(|| Orcpt { addr_type: "rfc822".into(),
                                                            address: orcpt }),
+                orig: None,
             });
             let mut st = bounced(&reason);
             st.dsn = dsn.clone();

@@ -52,6 +52,22 @@ pub struct StoredRecipient {
     pub address: String,
     pub notify: Option<Notify>,
     pub orcpt: Option<Orcpt>,
+    /// The address as the client gave it when alias expansion changed it (Postfix's
+    /// `orig_to=`; the bounce says "expanded from"). `None`: delivered as given.
+    pub orig: Option<String>,
+}
+
+impl StoredRecipient {
+    /// The original recipient for DSNs and for the next hop's ORCPT: the client's ORCPT,
+    /// else the address before alias expansion (Postfix sends `ORCPT=rfc822;orig` then too).
+    pub fn original(&self) -> Option<Orcpt> {
+        self.orcpt.clone().or_else(|| {
+            self.orig.as_ref().map(|o| Orcpt {
+                addr_type: "rfc822".into(),
+                address: o.clone(),
+            })
+        })
+    }
 }
 
 /// Where a recipient stands.
@@ -195,7 +211,15 @@ pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
             Some(o) => format!("{};{}", esc(&o.addr_type), esc(&o.address)),
             None => "-".into(),
         };
-        h.push_str(&format!("rcpt {} {notify} {orcpt}\n", esc(&r.address)));
+        // Optional fields are `key=value` after the fixed three (older files have none).
+        let orig = match &r.orig {
+            Some(o) => format!(" orig={}", esc(o)),
+            None => String::new(),
+        };
+        h.push_str(&format!(
+            "rcpt {} {notify} {orcpt}{orig}\n",
+            esc(&r.address)
+        ));
     }
     h.push_str(&format!("content {}\n", content.len()));
     let mut out = Vec::with_capacity(h.len() + content.len() + 16);
@@ -349,10 +373,16 @@ pub fn parse(buf: &[u8]) -> Result<Parsed, FormatError> {
 
 fn parse_rcpt(val: &str) -> Result<StoredRecipient, FormatError> {
     let mut f = val.split(' ');
-    let (Some(addr), Some(notify), Some(orcpt), None) = (f.next(), f.next(), f.next(), f.next())
-    else {
+    let (Some(addr), Some(notify), Some(orcpt)) = (f.next(), f.next(), f.next()) else {
         return Err(corrupt("rcpt fields"));
     };
+    let mut orig = None;
+    for field in f {
+        match field.split_once('=') {
+            Some(("orig", o)) if orig.is_none() => orig = Some(unesc(o)?),
+            _ => return Err(corrupt("rcpt fields")),
+        }
+    }
     let notify = match notify {
         "-" => None,
         n => Some(parse_notify(n).ok_or_else(|| corrupt("notify"))?),
@@ -371,6 +401,7 @@ fn parse_rcpt(val: &str) -> Result<StoredRecipient, FormatError> {
         address: unesc(addr)?,
         notify,
         orcpt,
+        orig,
     })
 }
 

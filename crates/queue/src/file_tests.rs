@@ -13,6 +13,7 @@ fn sample() -> Envelope {
                 address: "u1@pochta.test".into(),
                 notify: None,
                 orcpt: None,
+                orig: None,
             },
             StoredRecipient {
                 address: "ü;2@pochta.test".into(),
@@ -25,6 +26,7 @@ fn sample() -> Envelope {
                     addr_type: "rfc822".into(),
                     address: "x y@z".into(),
                 }),
+                orig: Some("Post Master@pochta.test".into()),
             },
         ],
         envid: Some("E 1".into()),
@@ -150,6 +152,7 @@ fn arb_env() -> impl Strategy<Value = Envelope> {
                         addr_type: "rfc822".into(),
                         address: o,
                     }),
+                    orig: None,
                 })
                 .collect(),
             envid,

@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+mod addresses;
 pub mod admin;
 mod bounce;
 mod config;
@@ -48,6 +49,7 @@ mod runner;
 mod schedule;
 mod spool;
 
+pub use addresses::{AddressPolicy, Addresses};
 pub use config::{parse_duration, DeliveryConfig, DurationStr, LmtpEndpoint, QueueConfig};
 pub use id::QueueId;
 pub use runner::{spawn_runner, FLUSH_SOCKET};

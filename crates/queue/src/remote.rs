@@ -58,7 +58,7 @@ pub(crate) async fn deliver(
                     Recipient {
                         address: r.address.clone(),
                         notify: r.notify,
-                        orcpt: r.orcpt.clone(),
+                        orcpt: r.original(),
                     }
                 })
                 .collect(),

@@ -45,8 +45,10 @@ pub struct NewMessage {
 
 #[derive(Clone, Debug)]
 pub struct NewRecipient {
-    /// As accepted (already canonical for local users).
+    /// Where it goes: as accepted, or what alias expansion made of it.
     pub address: String,
+    /// The address as received when expansion changed it (Postfix orig_to).
+    pub orig: Option<String>,
     pub orcpt: Option<pochta_smtp::Orcpt>,
     pub notify: Option<pochta_smtp::Notify>,
 }
@@ -210,6 +212,7 @@ impl Spool {
                     address: r.address,
                     notify: r.notify,
                     orcpt: r.orcpt,
+                    orig: r.orig,
                 })
                 .collect(),
             envid: msg.envid,

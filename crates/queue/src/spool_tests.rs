@@ -40,11 +40,13 @@ fn msg(n: usize) -> NewMessage {
                 address: "a@pochta.test".into(),
                 orcpt: None,
                 notify: None,
+                orig: None,
             },
             NewRecipient {
                 address: "b@pochta.test".into(),
                 orcpt: None,
                 notify: None,
+                orig: None,
             },
         ],
         envid: None,
