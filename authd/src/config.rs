@@ -188,10 +188,11 @@ impl Mech {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum UsernameFormat {
-    /// Lowercase the whole name (Dovecot's default `%Lu`).
+    /// Lowercase the whole name (Dovecot's default `%Lu`): `Alice@Example.ORG` is alice, as
+    /// every admin coming from Dovecot and Postfix expects.
+    #[default]
     Lowercase,
     /// Lowercase only the domain part (local parts may be case-sensitive, RFC 5321 §2.4).
-    #[default]
     LowercaseDomain,
     /// Use names as given.
     AsIs,
