@@ -39,11 +39,16 @@ impl fmt::Display for AddressError {
 pub struct Domain(String);
 
 impl Domain {
-    /// Parses a domain or address literal. `utf8` allows U-labels (RFC 6531).
+    /// Parses a domain or address literal. `utf8` allows U-labels (RFC 6531). One trailing
+    /// dot (`example.org.`, the root made explicit) is accepted and dropped, as Postfix does.
     pub fn parse(s: &str, utf8: bool) -> Result<Domain, AddressError> {
         if s.starts_with('[') {
             return parse_literal(s).map(|()| Domain(s.to_owned()));
         }
+        let s = match s.strip_suffix('.') {
+            Some(rest) if !rest.is_empty() && !rest.ends_with('.') => rest,
+            _ => s,
+        };
         if s.is_empty() || s.len() > 255 {
             return Err(AddressError::BadDomain);
         }
@@ -342,6 +347,10 @@ mod tests {
     #[test]
     fn mailboxes() {
         assert_eq!(mb("a.b+c@x.example").unwrap().local(), "a.b+c");
+        // One trailing dot is the same domain (Postfix accepts it); two are not a domain.
+        assert_eq!(mb("a@x.example.").unwrap().domain().as_str(), "x.example");
+        assert!(mb("a@x.example..").is_err());
+        assert!(mb("a@.").is_err());
         let q = mb("\"john \\\"q\\\" doe\"@x.example").unwrap();
         assert_eq!(q.local(), "john \"q\" doe");
         assert_eq!(q.to_string(), "\"john \\\"q\\\" doe\"@x.example");
