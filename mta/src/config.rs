@@ -30,6 +30,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub aliases: AliasesSection,
+    #[serde(default)]
+    pub srs: SrsSection,
 }
 
 /// Listener roles (Postfix master.cf's smtp, submission, submissions services, and the local
@@ -87,6 +91,10 @@ pub struct SmtpdSection {
     /// the userdb socket at RCPT time. Compared case-insensitively.
     #[serde(default)]
     pub local_domains: Vec<String>,
+    /// The domain bare names get (`sendmail root`, `RCPT TO:<Postmaster>`, bare alias
+    /// targets, `double_bounce_recipient`); Postfix myorigin. Default: the first of
+    /// `local_domains`, else `hostname`.
+    pub myorigin: Option<String>,
     /// Clients (CIDR) allowed to relay without AUTH (Postfix mynetworks). Default: none.
     #[serde(default)]
     pub trusted_networks: Vec<Network>,
@@ -162,6 +170,7 @@ impl Default for SmtpdSection {
             hostname: None,
             banner: default_banner(),
             local_domains: Vec::new(),
+            myorigin: None,
             trusted_networks: Vec::new(),
             max_message_size: default_max_message_size(),
             max_recipients: default_max_recipients(),
@@ -176,6 +185,66 @@ impl Default for SmtpdSection {
             hopcount_limit: default_hopcount_limit(),
         }
     }
+}
+
+/// `[aliases]`: the address tables (Postfix's alias_maps and virtual_alias_maps, same
+/// file formats, read as text: no `postalias`/`postmap` step). Expanded at RCPT time, so an
+/// address nobody receives is refused there; re-read on SIGHUP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AliasesSection {
+    /// aliases(5) files (`name: target, target…`), e.g. `/etc/pochta/aliases`. They apply to
+    /// bare names and to addresses in `alias_domains`.
+    pub alias_maps: Vec<PathBuf>,
+    /// virtual(5) tables for every address: `PATH` (or `texthash:PATH`) for
+    /// `user@domain targets…` / `@domain target` / `user@ target` lines, `regexp:PATH` (or
+    /// `pcre:PATH`) for regexp_table(5) patterns. A line `domain.example anything` makes a
+    /// virtual alias domain: its addresses without an entry are refused.
+    pub virtual_alias_maps: Vec<String>,
+    /// Domains where aliases(5) apply (Postfix mydestination). Default: myorigin, the
+    /// host name and `localhost`.
+    pub alias_domains: Option<Vec<String>>,
+    /// `|command` targets in aliases(5) (Postfix allow_mail_to_commands). Off: such a line
+    /// is a config error.
+    pub allow_mail_to_commands: bool,
+    /// `/file` targets in aliases(5) (Postfix allow_mail_to_files). Off: a config error.
+    pub allow_mail_to_files: bool,
+    /// Most final recipients one address may expand to (Postfix
+    /// virtual_alias_expansion_limit).
+    pub expansion_limit: usize,
+    /// Deepest nesting of aliases (Postfix virtual_alias_recursion_limit).
+    pub recursion_limit: usize,
+    /// `alice+news@` matched by an entry for `alice@` keeps `+news` in its targets (Postfix
+    /// propagate_unmatched_extensions).
+    pub propagate_unmatched_extensions: bool,
+}
+
+impl Default for AliasesSection {
+    fn default() -> Self {
+        AliasesSection {
+            alias_maps: Vec::new(),
+            virtual_alias_maps: Vec::new(),
+            alias_domains: None,
+            allow_mail_to_commands: false,
+            allow_mail_to_files: false,
+            expansion_limit: 1000,
+            recursion_limit: 1000,
+            propagate_unmatched_extensions: true,
+        }
+    }
+}
+
+/// `[srs]`: the Sender Rewriting Scheme for forwarded mail (as postsrsd does it): mail that
+/// an alias sends on to another domain leaves with `SRS0=…@domain` as its sender, so SPF
+/// passes at the receiver, and bounces to that address are turned back into the original.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrsSection {
+    /// Our SRS domain (its SPF must allow this server). Unset: SRS off.
+    pub domain: Option<String>,
+    /// One secret per line, the first signs, all verify (postsrsd's file; readable only by
+    /// the mta's user).
+    pub secret_file: Option<PathBuf>,
 }
 
 /// `[auth]`: pochta-authd's (or Dovecot's) sockets.
@@ -254,6 +323,19 @@ impl DaemonConfig for Config {
                 return Err(format!("smtpd.local_domains: {d:?} is not a domain name"));
             }
         }
+        if let Some(o) = &s.myorigin {
+            if pochta_smtp::Domain::parse(o, true).is_err() {
+                return Err(format!("smtpd.myorigin {o:?} is not a domain name"));
+            }
+        }
+        if self.aliases.expansion_limit == 0 || self.aliases.recursion_limit == 0 {
+            return Err("aliases.expansion_limit and recursion_limit must be > 0".into());
+        }
+        if self.srs.domain.is_some() != self.srs.secret_file.is_some() {
+            return Err("srs.domain and srs.secret_file go together".into());
+        }
+        // The tables themselves: syntax, pipes without permission, loops, with file:line.
+        crate::addresses::AddressBook::load(self)?;
         for (i, l) in self.listeners.iter().enumerate() {
             let unix = matches!(l.address, ListenAddress::Unix(_));
             match l.service {

@@ -35,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod addresses;
 pub mod config;
 pub mod headers;
 pub mod policy;
@@ -57,18 +58,16 @@ pub struct Settings {
     pub sasl: SaslClient,
     pub userdb: UserdbClient,
     pub service: String,
+    /// Local domains, aliases, SRS as of this config.
+    pub addresses: Arc<addresses::AddressBook>,
 }
 
 impl Settings {
-    /// Builds settings; reuses the auth clients when their sockets did not change.
-    pub fn new(cfg: &Config, old: Option<&Settings>) -> Settings {
-        let hostname = match &cfg.smtpd.hostname {
-            Some(h) => h.clone(),
-            None => nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "localhost".into()),
-        };
+    /// Builds settings (reading the alias tables); reuses the auth clients when their sockets
+    /// did not change.
+    pub fn new(cfg: &Config, old: Option<&Settings>) -> Result<Settings, String> {
+        let hostname = addresses::hostname(cfg);
+        let book = Arc::new(addresses::AddressBook::load(cfg)?);
         let mut session = SessionConfig::smtp(hostname.clone());
         session.banner = cfg.smtpd.banner.clone();
         session.max_message_size = cfg.smtpd.max_message_size.0;
@@ -88,20 +87,24 @@ impl Settings {
             Some(o) if o.userdb.path() == cfg.auth.userdb_socket => o.userdb.clone(),
             _ => UserdbClient::new(cfg.auth.userdb_socket.clone()),
         };
-        Settings {
+        Ok(Settings {
             smtpd: cfg.smtpd.clone(),
             hostname,
             session,
             sasl,
             userdb,
             service: cfg.auth.service.clone(),
-        }
+            addresses: book,
+        })
     }
 }
 
 /// The session handler given to the server runtime.
 pub struct Mta {
     settings: RwLock<Arc<Settings>>,
+    /// The address book the queue runner routes and notifies with; replaced with the
+    /// settings on reload.
+    addresses: pochta_queue::Addresses,
     spool: Spool,
     /// Stops the delivery runner when the daemon ends.
     _runner: DropGuard,
@@ -116,10 +119,15 @@ impl Mta {
             .map_err(|e| format!("opening the spool: {e}"))?
             .map_err(|e| format!("queue.dir {}: {e}", cfg.queue.dir.display()))?;
         let stop = CancellationToken::new();
+        let c = Arc::clone(&cfg);
+        let settings = tokio::task::spawn_blocking(move || Settings::new(&c, None))
+            .await
+            .map_err(|e| format!("loading the address tables: {e}"))??;
         // The runner lives as long as the daemon; its handle is not needed.
-        // Local domains go to LMTP; the rest waits for outbound delivery (never LMTP).
+        // Local domains go to LMTP; the rest to outbound delivery (never LMTP).
+        let addresses = pochta_queue::Addresses::new(settings.addresses.clone());
         let mut delivery = cfg.delivery.clone();
-        delivery.local_domains = Some(cfg.smtpd.local_domains.clone());
+        delivery.addresses = addresses.clone();
         delivery.hostname = cfg.smtpd.hostname.clone(); // MAILER-DAEMON@… in bounces
 
         // Other domains: pochta-outbound; EHLO with [outbound] helo_name, else our hostname.
@@ -128,7 +136,8 @@ impl Mta {
         delivery.outbound = pochta_outbound::Outbound::new(outbound);
         drop(spawn_runner(spool.clone(), delivery, stop.clone()));
         Ok(Mta {
-            settings: RwLock::new(Arc::new(Settings::new(&cfg, None))),
+            settings: RwLock::new(Arc::new(settings)),
+            addresses,
             spool,
             _runner: stop.drop_guard(),
         })
@@ -154,9 +163,11 @@ impl Sessions for Mta {
     }
 
     fn reload(&self, config: Arc<Config>) -> Result<(), String> {
-        // [queue], [delivery] and listener changes take effect at the next restart.
+        // [queue], [delivery] and listener changes take effect at the next restart; local
+        // domains, aliases and SRS at once, for new RCPTs and for the queue runner.
         let old = self.current();
-        let new = Settings::new(&config, Some(&old));
+        let new = Settings::new(&config, Some(&old))?;
+        self.addresses.replace(new.addresses.clone());
         match self.settings.write() {
             Ok(mut s) => *s = Arc::new(new),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(new),

@@ -2,9 +2,10 @@
 //! its decisions — AUTH relayed to the auth server, RCPT through the relay policy and the
 //! userdb, the finished message into the queue.
 
+use crate::addresses::{Final, Resolved};
 use crate::config::Service;
 use crate::headers::{self, Trace};
-use crate::policy::{self, Client, Route};
+use crate::policy::{self, Client};
 use crate::Settings;
 use pochta_auth_client::{AuthClientError, SaslExchange, SaslRequest, SaslStep, Secret};
 use pochta_auth_proto::{base64_decode, base64_encode};
@@ -20,8 +21,12 @@ struct Txn {
     sender: String,
     /// Assigned at the first accepted recipient (Postfix's smtpd_delay_open_until_valid_rcpt).
     id: Option<QueueId>,
-    /// Queue addresses of the accepted recipients, parallel to the session's list.
-    accepted: Vec<String>,
+    /// Final recipients of each accepted RCPT, parallel to the session's list; a final
+    /// address already taken by an earlier RCPT is left out (one copy per mailbox, as
+    /// Postfix's duplicate filter), so a RCPT may have none.
+    accepted: Vec<Vec<Final>>,
+    /// Lower-cased final addresses so far.
+    seen: std::collections::HashSet<String>,
 }
 
 /// A SASL exchange in progress.
@@ -200,13 +205,18 @@ impl Driver {
                     }
                 }
                 Event::Rcpt { to, .. } => match self.rcpt(&to).await {
-                    Ok(address) => {
+                    Ok(finals) => {
                         if self.txn.id.is_none() {
                             let id = self.spool.new_id();
                             self.log_client(&id);
                             self.txn.id = Some(id);
                         }
-                        self.txn.accepted.push(address);
+                        let seen = &mut self.txn.seen;
+                        let fresh = finals
+                            .into_iter()
+                            .filter(|f| seen.insert(f.address.to_ascii_lowercase()))
+                            .collect();
+                        self.txn.accepted.push(fresh);
                         s.accept();
                     }
                     Err(r) => {
@@ -305,40 +315,70 @@ impl Driver {
         s.stats().summary()
     }
 
-    /// RCPT TO: the relay policy, then the userdb for local domains. `Ok` = the queue address.
-    async fn rcpt(&self, to: &pochta_smtp::ForwardPath) -> Result<String, Reply> {
+    /// RCPT TO: the address book (relay policy, aliases, SRS), then the userdb for a mailbox
+    /// of a local domain. `Ok` = the final recipients.
+    async fn rcpt(&self, to: &pochta_smtp::ForwardPath) -> Result<Vec<Final>, Reply> {
         let client = Client {
             authenticated: self.login.is_some(),
             trusted: self.trusted,
         };
-        let smtpd = &self.settings.smtpd;
-        match policy::route(to, &smtpd.local_domains, &smtpd.recipient_delimiter, client)? {
-            Route::Relay { address } => Ok(address),
-            Route::Local { address, lookup } => {
-                let found = self
-                    .settings
-                    .userdb
-                    .lookup(&lookup, &self.settings.service, self.peer_ip, None)
-                    .await;
-                match found {
-                    Ok(Some(_)) => Ok(address),
-                    Ok(None) => Err(Reply::with_status(
-                        550,
-                        (5, 1, 1),
-                        format!(
-                            "<{to}>: Recipient address rejected: User unknown in virtual \
-                             mailbox table"
-                        ),
-                    )),
-                    Err(e) => {
-                        tracing::warn!(user = %lookup, error = %e, "userdb lookup failed");
-                        Err(Reply::with_status(
-                            451,
-                            (4, 3, 0),
-                            format!("<{to}>: Temporary lookup failure"),
-                        ))
-                    }
+        let now = crate::addresses::now_secs();
+        let (address, lookup, orig, postmaster) =
+            match self.settings.addresses.resolve(to, client, now)? {
+                Resolved::Finals(finals) if finals.is_empty() => {
+                    tracing::warn!("<{to}>: the aliases expand it to nothing (a loop?)");
+                    return Err(Reply::with_status(
+                        451,
+                        (4, 3, 0),
+                        format!("<{to}>: Temporary lookup failure"),
+                    ));
                 }
+                Resolved::Finals(finals) => return Ok(finals),
+                Resolved::Mailbox {
+                    address,
+                    lookup,
+                    orig,
+                    postmaster,
+                } => (address, lookup, orig, postmaster),
+            };
+        let found = self
+            .settings
+            .userdb
+            .lookup(&lookup, &self.settings.service, self.peer_ip, None)
+            .await;
+        let shown = orig.as_deref().unwrap_or(&address).to_owned();
+        let accept = Final {
+            address,
+            orig,
+            forwarded: false,
+            sender: None,
+        };
+        match found {
+            Ok(Some(_)) => Ok(vec![accept]),
+            // RFC 5321 §4.5.1: the postmaster is always accepted; without a mailbox or an
+            // alias the delivery bounces and the log says so.
+            Ok(None) if postmaster => {
+                tracing::warn!(
+                    "<{shown}>: no mailbox and no alias for the postmaster: add \
+                     `postmaster: someone` to the aliases"
+                );
+                Ok(vec![accept])
+            }
+            Ok(None) => Err(Reply::with_status(
+                550,
+                (5, 1, 1),
+                format!(
+                    "<{shown}>: Recipient address rejected: User unknown in virtual mailbox \
+                     table"
+                ),
+            )),
+            Err(e) => {
+                tracing::warn!(user = %lookup, error = %e, "userdb lookup failed");
+                Err(Reply::with_status(
+                    451,
+                    (4, 3, 0),
+                    format!("<{shown}>: Temporary lookup failure"),
+                ))
             }
         }
     }
@@ -357,7 +397,13 @@ impl Driver {
             return queue_error();
         }
         let now = SystemTime::now();
-        let single = (txn.accepted.len() == 1).then(|| txn.accepted[0].as_str());
+        // Received: … for <the address the client named>, when it named one.
+        let single = match txn.accepted.as_slice() {
+            [finals] => finals
+                .first()
+                .map(|f| f.orig.as_deref().unwrap_or(&f.address)),
+            _ => None,
+        };
         let trace = Trace {
             helo: &msg.hello,
             client_ip: self.peer_ip,
@@ -388,40 +434,96 @@ impl Driver {
             (Vec::new(), scan.message_id.clone())
         };
         let content = headers::assemble(&received, &msg.body, scan.end, &added);
-        let recipients = msg
-            .recipients
-            .iter()
-            .zip(txn.accepted)
-            .map(|(r, address)| NewRecipient {
-                address,
-                orcpt: r.params.orcpt.clone(),
-                notify: r.params.notify,
-            })
-            .collect();
-        let new = NewMessage {
-            sender: msg.reverse_path.to_string(),
-            recipients,
-            envid: msg.mail_params.envid.clone(),
-            ret: msg.mail_params.ret,
-            body: msg.mail_params.body,
-            smtputf8: msg.mail_params.smtputf8,
-            client: self.client.clone(),
-            sasl_username: self.login.as_ref().map(|(_, u)| u.clone()),
-            content,
-        };
-        match self.spool.enqueue(&id, new).await {
-            Ok(()) => {
-                match message_id {
-                    Some(m) => tracing::info!("{id}: message-id={m}"),
-                    None => tracing::info!("{id}: message-id=<>"),
-                }
-                Reply::with_status(250, (2, 0, 0), format!("Ok: queued as {id}"))
+        let sender = msg.reverse_path.to_string();
+        let groups = self.envelopes(&sender, &msg, txn.accepted);
+        if groups.is_empty() {
+            tracing::error!("{id}: no recipient left after alias expansion; deferring");
+            return queue_error();
+        }
+        let mut ids = Vec::new();
+        for (i, (group_sender, recipients)) in groups.into_iter().enumerate() {
+            // The first envelope keeps the session's queue id; one whose sender an owner-
+            // alias or SRS changed is a message of its own, as Postfix's local(8) forwards.
+            let gid = if i == 0 {
+                id.clone()
+            } else {
+                let g = self.spool.new_id();
+                tracing::info!("{g}: client={}, orig_queue_id={id}", self.client);
+                g
+            };
+            let new = NewMessage {
+                sender: group_sender,
+                recipients,
+                envid: msg.mail_params.envid.clone(),
+                ret: msg.mail_params.ret,
+                body: msg.mail_params.body,
+                smtputf8: msg.mail_params.smtputf8,
+                client: self.client.clone(),
+                sasl_username: self.login.as_ref().map(|(_, u)| u.clone()),
+                content: content.clone(),
+            };
+            if let Err(e) = self.spool.enqueue(&gid, new).await {
+                tracing::error!("{gid}: queue file write error: {e}");
+                return queue_error();
             }
-            Err(e) => {
-                tracing::error!("{id}: queue file write error: {e}");
-                queue_error()
+            ids.push(gid);
+        }
+        for gid in &ids {
+            match &message_id {
+                Some(m) => tracing::info!("{gid}: message-id={m}"),
+                None => tracing::info!("{gid}: message-id=<>"),
             }
         }
+        Reply::with_status(250, (2, 0, 0), format!("Ok: queued as {id}"))
+    }
+
+    /// The queue envelopes of one message: recipients grouped by envelope sender — the
+    /// client's, an `owner-` alias's, or the SRS form of the client's for mail an alias sends
+    /// on to another domain (so SPF passes there). The client's own sender comes first.
+    fn envelopes(
+        &self,
+        sender: &str,
+        msg: &Message,
+        accepted: Vec<Vec<Final>>,
+    ) -> Vec<(String, Vec<NewRecipient>)> {
+        let book = &self.settings.addresses;
+        let srs_sender = || -> Option<String> {
+            let srs = book.srs()?;
+            let domain = sender.rsplit_once('@')?.1;
+            if sender.is_empty() || pochta_queue::AddressPolicy::is_local_domain(&**book, domain) {
+                return None;
+            }
+            match srs.forward(sender, crate::addresses::now_secs()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("SRS cannot rewrite <{sender}>: {e}; forwarding as is");
+                    None
+                }
+            }
+        };
+        let srs = srs_sender();
+        let mut groups: Vec<(String, Vec<NewRecipient>)> = vec![(sender.to_owned(), Vec::new())];
+        for (r, finals) in msg.recipients.iter().zip(accepted) {
+            for f in finals {
+                let env_sender = match (&f.sender, f.forwarded, &srs) {
+                    (Some(owner), _, _) => owner.clone(),
+                    (None, true, Some(rewritten)) => rewritten.clone(),
+                    _ => sender.to_owned(),
+                };
+                let rcpt = NewRecipient {
+                    address: f.address,
+                    orig: f.orig,
+                    orcpt: r.params.orcpt.clone(),
+                    notify: r.params.notify,
+                };
+                match groups.iter_mut().find(|(s, _)| *s == env_sender) {
+                    Some((_, list)) => list.push(rcpt),
+                    None => groups.push((env_sender, vec![rcpt])),
+                }
+            }
+        }
+        groups.retain(|(_, list)| !list.is_empty());
+        groups
     }
 
     /// Answers the session with the auth server's step.

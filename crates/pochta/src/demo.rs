@@ -412,6 +412,11 @@ fn print_summary(env: &DemoEnv, running: &[Running], missing: &[(&str, String)])
         env.password,
         d = demo_configs::DOMAIN
     );
+    println!(
+        "aliases: {} (postmaster, abuse, root -> alice@{})",
+        env.aliases_file().display(),
+        demo_configs::DOMAIN
+    );
     let names: Vec<&str> = running.iter().map(|r| r.name).collect();
     if let Some(example) = demo_configs::example(&names, env) {
         println!("try:   {example}");

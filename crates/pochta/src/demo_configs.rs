@@ -95,6 +95,11 @@ impl DemoEnv {
         self.dir.join("etc/users")
     }
 
+    /// DIR/etc/aliases, aliases(5) format (postmaster, abuse, root → alice).
+    pub(crate) fn aliases_file(&self) -> PathBuf {
+        self.dir.join("etc/aliases")
+    }
+
     /// DIR/mail: Maildirs are `<this>/pochta.test/<user>/Maildir`.
     pub(crate) fn mail_root(&self) -> PathBuf {
         self.dir.join("mail")
@@ -176,10 +181,12 @@ fn mta(env: &DemoEnv) -> String {
     s.push_str("\nmode = \"0666\"\n\n");
     s.push_str(&format!(
         "[smtpd]\nhostname = {}\nlocal_domains = [{}]\ntrusted_networks = []\n\n\
+         [aliases]\nalias_maps = [{}]\n\n\
          [auth]\nclient_socket = {}\nuserdb_socket = {}\n\n[queue]\ndir = {}\n\n\
          [delivery]\nlmtp = {}\n",
         quote(&format!("mx.{DOMAIN}")),
         quote(DOMAIN),
+        q(&env.aliases_file()),
         q(&env.socket("auth-client")),
         q(&env.socket("auth-userdb")),
         q(&env.spool().join("mta")),

@@ -7,13 +7,16 @@
 //! Options (Postfix's): `-t` recipients from To/Cc/Bcc (Bcc removed; Resent-* when present),
 //! `-i`/`-oi` a lone `.` is data, `-f`/`-r` sender, `-F` full name for a generated From:,
 //! `-N` DSN notify, `-R` DSN return, `-V` envid, `-B` body type, `-C` mta.toml, `-bp`, `-bs`,
-//! `-bm`, `-q`, `-qI<id>`, `-qR<site>`, `--`; `-bi`/`-I` (no aliases: nothing to do); the
+//! `-bm`, `-q`, `-qI<id>`, `-qR<site>`, `--`; `-bi`/`-I`/`newaliases` (check the alias tables
+//! of mta.toml and report `file:line` for each bad line; no database to build); the
 //! options Postfix ignores are ignored. Exit codes (sysexits) as Postfix: 0, 64 usage,
 //! 65 bad input, 69 refused, 70 software, 71 OS error, 75 try again later.
 //!
 //! Trust: runs as any local user; sends only what its user gives it to a socket that anyone
 //! may use. Socket path: `POCHTA_SUBMIT_SOCKET`, else the `service = "local"` listener of the
-//! mta config (`-C`, default /etc/pochta/mta.toml), else /run/pochta/mta-submit. Spool (for
+//! mta config (`-C`, default /etc/pochta/mta.toml), else /run/pochta/mta-submit. Bare names
+//! (`sendmail root`) get the mta's myorigin: `[smtpd] myorigin`, else its first local domain,
+//! else its host name (Postfix's myorigin), so cron mail follows the aliases. Spool (for
 //! mailq and -q): `POCHTA_SPOOL`, else `[queue] dir` of that config, else /var/spool/pochta.
 //!
 //! RFCs: 5321 (SMTP submission), 5322 (header address lists for -t), 3461 (DSN options).
@@ -57,7 +60,8 @@ enum Mode {
     ListQueue,
     Smtp,
     Flush(Option<String>),
-    Nothing,
+    /// `newaliases`: check the alias tables.
+    CheckAliases,
 }
 
 /// A fatal error: message for stderr and exit code.
@@ -112,12 +116,14 @@ Options:
   -R RET         DSN return: hdrs or full
   -V ENVID       DSN envelope id
   -B TYPE        Body type: 7BIT or 8BITMIME
-  -C PATH        mta.toml to read the socket and spool from [default: /etc/pochta/mta.toml]
+  -C PATH        mta.toml to read the socket, spool, myorigin and aliases from
+                 [default: /etc/pochta/mta.toml]
       --config PATH  Same as -C
   -bm            Read a message and submit it (the default)
   -bp            List the queue like Postfix's mailq
   -bs            SMTP on standard input and output, through the submission socket
-  -bi, -I        Rebuild aliases: nothing to do
+  -bi, -I        Check the alias tables of mta.toml (newaliases): file:line of each
+                 bad line; nothing to build (reload pochta-mta to apply changes)
   -q             Ask the running pochta-mta to retry its queue now
   -qIID          Retry one queued message
   -qRSITE, -qSSITE  Retry the whole queue
@@ -145,7 +151,7 @@ fn parse_args(prog: &str, args: &[String]) -> Result<Opts, Fatal> {
     };
     match prog {
         "mailq" => o.mode = Mode::ListQueue,
-        "newaliases" => o.mode = Mode::Nothing,
+        "newaliases" => o.mode = Mode::CheckAliases,
         _ => {}
     }
     let mut i = 0;
@@ -183,7 +189,7 @@ fn parse_args(prog: &str, args: &[String]) -> Result<Opts, Fatal> {
             "-bp" => o.mode = Mode::ListQueue,
             "-bs" => o.mode = Mode::Smtp,
             "-bm" => o.mode = Mode::Deliver,
-            "-bi" | "-I" => o.mode = Mode::Nothing,
+            "-bi" | "-I" => o.mode = Mode::CheckAliases,
             "-q" => o.mode = Mode::Flush(None),
             "-v" | "-Am" | "-Ac" | "-bh" | "-bH" | "-h" | "-m" | "-n" | "-o7" | "-o8" | "-om"
             | "-U" => {}
@@ -257,14 +263,11 @@ fn parse_notify(v: &str) -> Result<Notify, Fatal> {
 fn run(o: Opts) -> Result<(), Fatal> {
     let cfg = MtaPaths::load(o.config.as_deref())?;
     match &o.mode {
-        Mode::Nothing => {
-            eprintln!("pochta has no aliases database: nothing to do");
-            Ok(())
-        }
+        Mode::CheckAliases => check_aliases(o.config.as_deref()),
         Mode::ListQueue => list_queue(&cfg.spool),
         Mode::Flush(id) => flush(&cfg.spool, id.as_deref()),
         Mode::Smtp => smtp_stdio(&cfg.socket),
-        Mode::Deliver => deliver(&o, &cfg.socket),
+        Mode::Deliver => deliver(&o, &cfg),
     }
 }
 
@@ -272,6 +275,8 @@ fn run(o: Opts) -> Result<(), Fatal> {
 struct MtaPaths {
     socket: PathBuf,
     spool: PathBuf,
+    /// The domain for bare names.
+    myorigin: String,
 }
 
 impl MtaPaths {
@@ -279,6 +284,7 @@ impl MtaPaths {
         let mut paths = MtaPaths {
             socket: PathBuf::from("/run/pochta/mta-submit"),
             spool: PathBuf::from("/var/spool/pochta"),
+            myorigin: hostname(),
         };
         let file = explicit
             .map(Path::to_path_buf)
@@ -303,6 +309,18 @@ impl MtaPaths {
                     .and_then(|d| d.as_str())
                 {
                     paths.spool = PathBuf::from(d);
+                }
+                // The mta's rule (pochta_mta::addresses::myorigin), read without the rest of
+                // the config so that any user can run sendmail.
+                let smtpd = doc.get("smtpd");
+                let text = |k: &str| smtpd.and_then(|s| s.get(k)).and_then(|v| v.as_str());
+                let first_local = smtpd
+                    .and_then(|s| s.get("local_domains"))
+                    .and_then(|l| l.as_array())
+                    .and_then(|l| l.first())
+                    .and_then(|d| d.as_str());
+                if let Some(o) = text("myorigin").or(first_local).or(text("hostname")) {
+                    paths.myorigin = o.to_ascii_lowercase();
                 }
             }
             Err(e) if explicit.is_some() => {
@@ -379,7 +397,7 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `user` → `user@host` (Postfix's myorigin = $myhostname).
+/// `user` → `user@myorigin`.
 fn qualify(addr: &str, host: &str) -> String {
     if addr.is_empty() || addr.contains('@') {
         addr.to_owned()
@@ -388,8 +406,31 @@ fn qualify(addr: &str, host: &str) -> String {
     }
 }
 
-fn deliver(o: &Opts, socket: &Path) -> Result<(), Fatal> {
-    let host = hostname();
+/// `newaliases` / `sendmail -bi`: loads mta.toml as the mta would (its alias tables
+/// included) and reports every bad line as `file:line: message`.
+fn check_aliases(config: Option<&Path>) -> Result<(), Fatal> {
+    let path = config.unwrap_or(Path::new("/etc/pochta/mta.toml"));
+    let cfg: pochta_mta::config::Config =
+        pochta_server::load_config(path).map_err(|e| Fatal(78, e))?;
+    let book = pochta_mta::addresses::AddressBook::load(&cfg).map_err(|e| Fatal(78, e))?;
+    let problems = book.aliases().check();
+    for p in &problems {
+        eprintln!("newaliases: warning: {p}");
+    }
+    eprintln!(
+        "newaliases: {} alias table(s) checked{}; reload pochta-mta to apply changes",
+        cfg.aliases.alias_maps.len() + cfg.aliases.virtual_alias_maps.len(),
+        if problems.is_empty() {
+            ""
+        } else {
+            " with warnings"
+        }
+    );
+    Ok(())
+}
+
+fn deliver(o: &Opts, cfg: &MtaPaths) -> Result<(), Fatal> {
+    let (host, socket) = (cfg.myorigin.clone(), cfg.socket.as_path());
     let mut input = Vec::new();
     std::io::stdin()
         .lock()

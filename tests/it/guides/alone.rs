@@ -22,6 +22,8 @@ fn pochta_alone_as_the_guide_shows() {
     nix::unistd::chown(&users, None, Some(nobody().gid)).unwrap();
     std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
     local.cert("/etc/pochta/tls/cert.pem", "/etc/pochta/tls/key.pem");
+    local.install(&guide, "aliases", "/etc/pochta/aliases");
+    local.install(&guide, "virtual", "/etc/pochta/virtual");
     let mut daemons = Vec::new();
     for name in ["authd", "mda-lmtp", "mta", "imapd", "pop3d"] {
         let file = format!("{name}.toml");
@@ -78,6 +80,42 @@ fn pochta_alone_as_the_guide_shows() {
         alice,
         "g1-sendmail",
         &logs,
+    );
+
+    // The guide's aliases: the postmaster, cron's root, a shared address, an alias domain.
+    for (to, reader, subject) in [
+        ("postmaster@example.org", alice, "g1-postmaster"),
+        ("info@example.org", bob, "g1-info"),
+        ("bob@example.net", bob, "g1-aliasdomain"),
+    ] {
+        send(
+            local.port(25),
+            "plain",
+            "",
+            ("carol@example.net", to),
+            subject,
+            &logs,
+        );
+        read_back(local.port(143), local.port(110), reader, subject, &logs);
+    }
+    let mut root = Command::new(bin_dir().join("sendmail"))
+        .arg("-C")
+        .arg(local.path("/etc/pochta/mta.toml"))
+        .arg("root")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(root.stdin.as_mut().unwrap(), b"Subject: g1-root\n\ncron\n").unwrap();
+    let out = root.wait_with_output().unwrap();
+    assert!(out.status.success(), "sendmail root: {out:?}\n{}", logs());
+    read_back(local.port(143), local.port(110), alice, "g1-root", &logs);
+    assert!(
+        mta.log()
+            .contains("to=<alice@example.org>, orig_to=<root@example.org>,"),
+        "{}",
+        logs()
     );
 
     // An unknown local user is refused at RCPT time (userdb lookup on authd's socket).

@@ -23,7 +23,7 @@
 
 mod dane;
 mod mta_sts;
-mod peers;
+pub mod peers;
 mod relay;
 
 use crate::config::daemon_bin;

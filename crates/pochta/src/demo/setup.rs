@@ -160,6 +160,7 @@ pub(super) fn prepare(env: &DemoEnv) -> Result<(), Failure> {
         std::fs::write(&cert, ck.cert.pem()).map_err(io_fail(&cert))?;
     }
     write_users(env)?;
+    write_aliases(env)?;
 
     if let Some(user) = &env.run_as {
         let u = match nix::unistd::User::from_name(user) {
@@ -200,6 +201,23 @@ pub(super) fn write_users(env: &DemoEnv) -> Result<(), Failure> {
         .map_err(io_fail(&tmp))?;
     std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io_fail(&tmp))?;
     std::fs::rename(&tmp, &users).map_err(io_fail(&users))
+}
+
+/// DIR/etc/aliases (aliases(5)): postmaster, abuse and root reach alice, so `sendmail root` and
+/// mail to postmaster@pochta.test land in her INBOX. Written once: edits are kept.
+pub(super) fn write_aliases(env: &DemoEnv) -> Result<(), Failure> {
+    let path = env.aliases_file();
+    if path.exists() {
+        return Ok(());
+    }
+    let d = demo_configs::DOMAIN;
+    let text = format!(
+        "# pochta demo aliases (aliases(5), as Postfix's /etc/aliases). Written once by\n\
+         # `pochta demo`; edit it, check it with `sendmail -C DIR/etc/mta.toml -bi`, and restart\n\
+         # the demo (or send the mta SIGHUP) to apply.\n\
+         postmaster: root\nabuse: postmaster\nMAILER-DAEMON: postmaster\nroot: alice@{d}\n"
+    );
+    std::fs::write(&path, text).map_err(io_fail(&path))
 }
 
 /// chown -R without following symlinks.

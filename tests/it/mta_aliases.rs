@@ -1,0 +1,431 @@
+//! pochta-mta's addresses as a real domain needs them, through the built daemons (mta, authd,
+//! mda-lmtp): aliases(5) and virtual tables at RCPT time, postmaster of every domain,
+//! `sendmail root` through myorigin and the aliases, a double bounce to the postmaster,
+//! duplicate recipients delivered once, case-insensitive users, SIGHUP adding a domain and
+//! re-reading the tables (a bad table keeps the running ones), bad tables refused with
+//! file:line by `--check-config` and `newaliases`, and forwarding to another domain through a
+//! relayhost (smtp-sink) with SRS applied and reversed for the bounce coming back.
+
+use crate::config::daemon_bin;
+use crate::harness::*;
+use crate::mta::{wait_for, Peers, Stack, DOMAIN, HOST};
+use crate::outbound::peers::Sink;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One SMTP transaction on port 25: the reply to each RCPT, then DATA's final reply (None when
+/// no RCPT was accepted).
+fn transaction(
+    port: u16,
+    from: &str,
+    rcpts: &[&str],
+    subject: &str,
+) -> (Vec<String>, Option<String>) {
+    let mut c = connect(port);
+    assert!(c.line().starts_with("220"));
+    c.send("EHLO client.test\r\n");
+    while c.line().starts_with("250-") {}
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    // Pipelined: a thousand RCPTs are one write.
+    let mut batch = String::new();
+    for r in rcpts {
+        batch.push_str(&format!("RCPT TO:<{r}>\r\n"));
+    }
+    c.send(&batch);
+    let replies: Vec<String> = rcpts.iter().map(|_| c.line()).collect();
+    let end = if replies.iter().any(|r| r.starts_with("250")) {
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(&format!(
+            "From: <{from}>\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n"
+        ));
+        Some(c.line())
+    } else {
+        None
+    };
+    c.cmd("QUIT");
+    (replies, end)
+}
+
+fn maildir_count(md: &Path, needle: &str) -> usize {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(md.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Writes `name` in the stack's directory (readable by the daemons' user).
+fn table(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const ALIASES: &str = "# system aliases\npostmaster: root\nabuse: postmaster\n\
+                       root: alice@pochta.test\nteam: alice,\n  bob@pochta.test\n";
+
+/// The stack most tests use: pochta.test (myorigin) and other.test local, aliases + virtual.
+fn stack(dir: &TempDir, virtual_table: &str, more: &str) -> Stack {
+    let aliases = table(dir, "aliases", ALIASES);
+    let virt = table(dir, "virtual", virtual_table);
+    Stack::start_full(
+        Peers::Pochta,
+        &format!(
+            "local_domains = [\"{DOMAIN}\", \"other.test\"]\n\n[aliases]\n\
+             alias_maps = [\"{}\"]\nvirtual_alias_maps = [\"{}\"]\n{more}",
+            aliases.display(),
+            virt.display()
+        ),
+        "",
+        &["carol@other.test"],
+    )
+}
+
+#[test]
+fn postmaster_aliases_case_and_duplicates() {
+    let dir = TempDir::new("aliases-basic");
+    let st = stack(
+        &dir,
+        "info@other.test carol@other.test, bob@pochta.test\n@catch.test alice@pochta.test\n\
+         catch.test anything\n",
+        "",
+    );
+    let alice = st.maildir("alice");
+    // RFC 5321 §4.5.1: the postmaster, however written, of every domain of ours.
+    for (i, rcpt) in [
+        "Postmaster",
+        "POSTMASTER@pochta.test",
+        "postmaster@other.test",
+        &format!("postmaster@{HOST}"),
+        "abuse@pochta.test",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let subject = format!("pm-{i}");
+        let (r, end) = transaction(st.smtp, "someone@example.net", &[rcpt], &subject);
+        assert!(r[0].starts_with("250"), "{rcpt}: {r:?}\n{}", st.log());
+        assert!(end.unwrap().starts_with("250"));
+        st.wait_delivered("alice", &format!("body of {subject}"));
+    }
+    st.wait_log("to=<alice@pochta.test>, orig_to=<postmaster@pochta.test>,");
+    st.wait_log("to=<alice@pochta.test>, orig_to=<POSTMASTER@pochta.test>,");
+    st.wait_log("to=<alice@pochta.test>, orig_to=<postmaster@other.test>,");
+
+    // Users are case-insensitive (Dovecot's %Lu); a trailing dot names the same domain.
+    for (i, rcpt) in [
+        "Alice@Pochta.TEST",
+        "ALICE@POCHTA.TEST",
+        "alice@pochta.test.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let subject = format!("case-{i}");
+        let (r, _) = transaction(st.smtp, "someone@example.net", &[rcpt], &subject);
+        assert!(r[0].starts_with("250"), "{rcpt}: {r:?}\n{}", st.log());
+        st.wait_delivered("alice", &format!("body of {subject}"));
+    }
+
+    // Unknown users stay refused at RCPT, in every kind of domain.
+    for rcpt in [
+        "nobody@pochta.test",
+        "nobody@other.test",
+        &format!("nobody@{HOST}"),
+    ] {
+        let (r, _) = transaction(st.smtp, "someone@example.net", &[rcpt], "unknown");
+        assert!(r[0].starts_with("550 5.1.1"), "{rcpt}: {r:?}");
+    }
+    // A virtual alias domain with a catch-all takes anything; the virtual entry fans out.
+    let (r, _) = transaction(st.smtp, "s@example.net", &["anyone@catch.test"], "catchall");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    st.wait_delivered("alice", "body of catchall");
+    let (r, _) = transaction(st.smtp, "s@example.net", &["info@other.test"], "fanout");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    st.wait_delivered("bob", "body of fanout");
+    let carol = st.dir.join("mail/other.test/carol/Maildir");
+    wait_for(
+        || maildir_count(&carol, "body of fanout") == 1,
+        "carol's copy",
+    );
+
+    // 1,000 RCPTs for one mailbox, in all spellings and through aliases: one copy.
+    let mut rcpts = vec!["alice@pochta.test"; 996];
+    rcpts.extend([
+        "ALICE@pochta.test",
+        "root@pochta.test",
+        "team@pochta.test",
+        "root",
+    ]);
+    let rcpts: Vec<&str> = rcpts.into_iter().filter(|r| r.contains('@')).collect();
+    let (r, end) = transaction(st.smtp, "s@example.net", &rcpts, "dup-1000");
+    assert!(r.iter().all(|l| l.starts_with("250")), "{:?}", &r[..3]);
+    assert!(end.unwrap().starts_with("250"));
+    st.wait_delivered("bob", "body of dup-1000");
+    st.wait_delivered("alice", "body of dup-1000");
+    st.wait_log("to=<bob@pochta.test>, orig_to=<team@pochta.test>,");
+    assert_eq!(
+        maildir_count(&alice, "body of dup-1000"),
+        1,
+        "{}",
+        st.all_logs()
+    );
+}
+
+#[test]
+fn sendmail_root_and_double_bounce_reach_the_admin() {
+    let dir = TempDir::new("aliases-sendmail");
+    let st = stack(&dir, "ghost@pochta.test nobody-here@pochta.test\n", "");
+    // cron's way: a bare name, no -f; myorigin is the first local domain.
+    let mut child = Command::new(bin_dir().join("sendmail"))
+        .args(["-C", st.mta.config.to_str().unwrap(), "root"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: cron output\n\nbody of cron\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = st.wait_delivered("alice", "body of cron");
+    assert!(text.contains("@pochta.test"), "{text}");
+    st.wait_log("to=<alice@pochta.test>, orig_to=<root@pochta.test>,");
+
+    // A bounce (from <>) that cannot be delivered goes to the postmaster, through the aliases:
+    // ghost@ is an alias for a user nobody has, so the LMTP delivery fails for good.
+    let (r, end) = transaction(st.smtp, "", &["ghost@pochta.test"], "lost bounce");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    assert!(end.unwrap().starts_with("250"));
+    let notice = st.wait_delivered("alice", "nobody-here@pochta.test");
+    assert!(
+        notice.contains("expanded from <ghost@pochta.test>"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("Original-Recipient: rfc822;ghost@pochta.test"),
+        "{notice}"
+    );
+}
+
+#[test]
+fn sighup_adds_a_domain_and_rereads_tables() {
+    let dir = TempDir::new("aliases-reload");
+    let st = stack(&dir, "", "");
+    // new.test is not ours yet: a stranger may not relay there.
+    let (r, _) = transaction(st.smtp, "s@example.net", &["dave@new.test"], "before");
+    assert!(r[0].starts_with("554"), "{r:?}");
+    let cfg = std::fs::read_to_string(&st.mta.config).unwrap().replace(
+        "local_domains = [\"pochta.test\", \"other.test\"]",
+        "local_domains = [\"pochta.test\", \"other.test\", \"new.test\"]",
+    );
+    std::fs::write(&st.mta.config, &cfg).unwrap();
+    // And an alias in the new domain's virtual table.
+    table(&dir, "virtual", "dave@new.test carol@other.test\n");
+    st.mta.daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    st.wait_log("configuration reloaded");
+    let (r, _) = transaction(st.smtp, "s@example.net", &["dave@new.test"], "after-hup");
+    assert!(r[0].starts_with("250"), "{r:?}\n{}", st.log());
+    let carol = st.dir.join("mail/other.test/carol/Maildir");
+    wait_for(
+        || maildir_count(&carol, "body of after-hup") == 1,
+        "delivery after SIGHUP",
+    );
+    // postmaster@new.test is ours now too, and its mail is delivered here, not sent to DNS.
+    let (r, _) = transaction(st.smtp, "s@example.net", &["postmaster@new.test"], "pm-new");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    st.wait_delivered("alice", "body of pm-new");
+
+    // A broken table: the reload fails, says why with file:line, the running tables stay.
+    table(&dir, "aliases", "postmaster: root\nroot: |/bin/true\n");
+    st.mta.daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let log = st.wait_log("reload failed, keeping the running configuration");
+    assert!(log.contains("aliases:2"), "{log}");
+    let (r, _) = transaction(st.smtp, "s@example.net", &["root@pochta.test"], "still");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    st.wait_delivered("alice", "body of still");
+}
+
+#[test]
+fn bad_tables_are_refused_with_file_and_line() {
+    let dir = TempDir::new("aliases-bad");
+    let aliases = table(
+        &dir,
+        "aliases",
+        "postmaster: root\n# fine\nroot: |/usr/bin/logger\nabuse: /var/log/abuse\n",
+    );
+    let cfg = table(
+        &dir,
+        "mta.toml",
+        &format!(
+            "[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n\n\
+             [smtpd]\nhostname = \"{HOST}\"\nlocal_domains = [\"{DOMAIN}\"]\n\n[aliases]\n\
+             alias_maps = [\"{}\"]\n",
+            aliases.display()
+        ),
+    );
+    let out = Command::new(daemon_bin("mta"))
+        .args(["--check-config", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    let at = |line: usize| format!("{}:{line}:", aliases.display());
+    assert!(err.contains(&at(3)) && err.contains("command"), "{err}");
+    assert!(err.contains(&at(4)), "{err}");
+    let out = Command::new(bin_dir().join("sendmail"))
+        .args(["-bi", "-C", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains(&at(3)), "{err}");
+
+    // Syntax: a line without a colon; a virtual line without a target; a bad regexp.
+    table(&dir, "aliases", "postmaster root\n");
+    let virt = table(
+        &dir,
+        "virtual",
+        "ok@pochta.test alice@pochta.test\nlonely@pochta.test\n",
+    );
+    let re = table(&dir, "virtual.regexp", "/^(unclosed@/ alice@pochta.test\n");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n\n\
+             [smtpd]\nhostname = \"{HOST}\"\nlocal_domains = [\"{DOMAIN}\"]\n\n[aliases]\n\
+             alias_maps = [\"{}\"]\nvirtual_alias_maps = [\"{}\", \"regexp:{}\"]\n",
+            aliases.display(),
+            virt.display(),
+            re.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(daemon_bin("mta"))
+        .args(["--check-config", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    for want in [
+        format!("{}:1:", aliases.display()),
+        format!("{}:2:", virt.display()),
+        format!("{}:1:", re.display()),
+    ] {
+        assert!(err.contains(&want), "missing {want} in {err}");
+    }
+
+    // A loop is reported by newaliases and never loses mail: the RCPT is deferred (4xx).
+    table(
+        &dir,
+        "aliases",
+        "postmaster: root\nroot: alice@pochta.test\na: b\nb: a\n",
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n\n\
+             [smtpd]\nhostname = \"{HOST}\"\nlocal_domains = [\"{DOMAIN}\"]\n\n[aliases]\n\
+             alias_maps = [\"{}\"]\n",
+            aliases.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin_dir().join("sendmail"))
+        .args(["-bi", "-C", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains(&format!("{}:3:", aliases.display())),
+        "{err}"
+    );
+}
+
+/// SRS: an alias forwards to another domain through the relayhost (smtp-sink); the envelope
+/// sender becomes SRS0=…@pochta.test; a bounce sent back to that address is reversed and
+/// relayed to the original sender; a forged SRS address is refused.
+#[test]
+fn forwarding_with_srs_and_the_bounce_back() {
+    let dir = TempDir::new("aliases-srs");
+    let port = free_port();
+    let sink = Sink::start(&dir, "relay.test", "127.0.0.1", port, &[]);
+    let secret = table(&dir, "srs.secret", "test-secret-one\n");
+    give_to_test_user(&secret);
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let st = stack(
+        &dir,
+        "fwd@pochta.test friend@example.net\n",
+        &format!(
+            "\n[srs]\ndomain = \"{DOMAIN}\"\nsecret_file = \"{}\"\n\n[outbound]\n\
+             relayhost = \"[127.0.0.1]:{port}\"\n",
+            secret.display()
+        ),
+    );
+    let (r, end) = transaction(st.smtp, "sender@external.test", &["fwd@pochta.test"], "fwd");
+    assert!(r[0].starts_with("250"), "{r:?}\n{}", st.log());
+    assert!(end.unwrap().starts_with("250"));
+    let mut srs = String::new();
+    wait_for(
+        || {
+            sink.messages().iter().any(|m| {
+                let hit = m.contains("body of fwd") && m.contains("friend@example.net");
+                if hit {
+                    srs = m
+                        .lines()
+                        .find(|l| l.starts_with("X-Mail-Args:"))
+                        .unwrap_or_default()
+                        .to_owned();
+                }
+                hit
+            })
+        },
+        "the forwarded copy at the relayhost",
+    );
+    assert!(srs.contains("SRS0="), "{srs}");
+    assert!(srs.contains("=external.test=sender@pochta.test"), "{srs}");
+    st.wait_log("to=<friend@example.net>, orig_to=<fwd@pochta.test>,");
+    let srs_addr = srs
+        .split('<')
+        .nth(1)
+        .and_then(|s| s.split('>').next())
+        .unwrap()
+        .to_owned();
+
+    // The bounce comes back to the SRS address: reversed, relayed to the original sender.
+    let (r, _) = transaction(st.smtp, "", &[&srs_addr], "bounce-back");
+    assert!(r[0].starts_with("250"), "{r:?}\n{}", st.log());
+    wait_for(
+        || {
+            sink.messages()
+                .iter()
+                .any(|m| m.contains("body of bounce-back") && m.contains("sender@external.test"))
+        },
+        "the bounce relayed to the original sender",
+    );
+    // A forged one (wrong hash) is refused.
+    let hash = srs_addr[5..].split('=').next().unwrap();
+    let other = if hash.eq_ignore_ascii_case("AAAA") {
+        "BBBB"
+    } else {
+        "AAAA"
+    };
+    let forged = srs_addr.replacen(&format!("SRS0={hash}="), &format!("SRS0={other}="), 1);
+    let (r, _) = transaction(st.smtp, "", &[&forged], "forged");
+    assert!(r[0].starts_with("550"), "{forged}: {r:?}");
+}
