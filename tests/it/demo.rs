@@ -219,8 +219,9 @@ fn check_users_file(path: &Path, password: &str) {
         assert_eq!(fields.len(), 8, "not a passwd-file line: {line}");
         assert_eq!(fields[0], format!("{user}@pochta.test"));
         assert!(fields[1].starts_with("{SHA512-CRYPT}$6$"), "{line}");
+        // -O: no dovecot.conf (without it doveadm reads /etc/dovecot's, or fails without one).
         let out = Command::new("doveadm")
-            .args(["pw", "-t", fields[1], "-p", password])
+            .args(["-O", "pw", "-t", fields[1], "-p", password])
             .output()
             .unwrap_or_else(|e| panic!("doveadm (Debian package dovecot-core) is needed: {e}"));
         assert!(
@@ -230,7 +231,7 @@ fn check_users_file(path: &Path, password: &str) {
             String::from_utf8_lossy(&out.stderr)
         );
         let wrong = Command::new("doveadm")
-            .args(["pw", "-t", fields[1], "-p", "wrong"])
+            .args(["-O", "pw", "-t", fields[1], "-p", "wrong"])
             .output()
             .unwrap();
         assert!(!wrong.status.success(), "doveadm accepts a wrong password");

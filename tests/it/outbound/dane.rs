@@ -77,7 +77,14 @@ fn tlsa_3_1_1_matching_is_verified() {
     std::fs::write(&chain, format!("{}{}", pki.key_pem, pki.leaf_pem)).unwrap();
     let sni = dir.join("sni");
     std::fs::write(&sni, format!("mx.dane.test {}\n", chain.display())).unwrap();
+    // postmap reads main.cf: the private Postfix's, never /etc/postfix's (absent when the
+    // package is unconfigured). Postfix::start replaces this minimal one with its own.
+    let pf_conf = Postfix::conf_dir(&dir);
+    std::fs::create_dir_all(&pf_conf).unwrap();
+    std::fs::write(pf_conf.join("main.cf"), "compatibility_level = 3.6\n").unwrap();
     let out = Command::new(need("postmap"))
+        .arg("-c")
+        .arg(&pf_conf)
         .arg("-F")
         .arg(format!("hash:{}", sni.display()))
         .output()

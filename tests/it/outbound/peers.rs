@@ -380,6 +380,13 @@ pub struct PfListener<'a> {
 }
 
 impl Postfix {
+    /// The private config directory (main.cf, master.cf) of the Postfix `start` runs in `dir`.
+    /// Postfix tools a test runs before `start` (postmap) take it with `-c`: without `-c` they
+    /// read /etc/postfix/main.cf, which an unconfigured Postfix package does not have.
+    pub fn conf_dir(dir: &TempDir) -> PathBuf {
+        dir.join("postfix").join("etc")
+    }
+
     /// `mailboxes`: addresses that exist (others get 550 5.1.1 at RCPT); their domains are
     /// the virtual mailbox domains. `cert`/`key`: PEM for STARTTLS.
     pub fn start(
@@ -392,7 +399,7 @@ impl Postfix {
     ) -> Postfix {
         let base = dir.join("postfix");
         let (conf, queue, data, mail) = (
-            base.join("etc"),
+            Self::conf_dir(dir),
             base.join("spool"),
             base.join("data"),
             base.join("mail"),

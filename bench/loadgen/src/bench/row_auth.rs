@@ -155,7 +155,7 @@ fn users(ctx: &Ctx, dir: &std::path::Path) -> Result<(Users, Users, String), Str
     }
     for k in 1..=USERS {
         let (u, pw) = (format!("c{k}@bench.test"), format!("crypt-pw-{k}"));
-        let hash = output("doveadm", &["pw", "-s", "SHA512-CRYPT", "-p", &pw])?;
+        let hash = output("doveadm", &["-O", "pw", "-s", "SHA512-CRYPT", "-p", &pw])?;
         passwd.push_str(&format!(
             "{u}:{hash}:{}:{}::{}/c{k}::\n",
             ctx.uid,
