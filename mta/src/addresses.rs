@@ -16,7 +16,7 @@
 
 use crate::config::Config;
 use crate::policy::{self, Client};
-use pochta_aliases::{Aliases, Target};
+use pochta_aliases::{domain_key, Aliases, Target};
 use pochta_smtp::{ForwardPath, Reply};
 use pochta_srs::Srs;
 
@@ -71,17 +71,11 @@ pub fn hostname(cfg: &Config) -> String {
 
 /// `[smtpd] myorigin`, else the first local domain, else the host name (lower-case).
 pub fn myorigin(cfg: &Config) -> String {
-    cfg.smtpd
-        .myorigin
-        .clone()
-        .or_else(|| cfg.smtpd.local_domains.first().cloned())
-        .unwrap_or_else(|| hostname(cfg))
-        .to_ascii_lowercase()
-}
-
-/// `example.org.` → `example.org`, lower-case (Postfix accepts the trailing dot).
-fn domain_key(d: &str) -> String {
-    d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
+    pochta_aliases::myorigin(
+        cfg.smtpd.myorigin.as_deref(),
+        &cfg.smtpd.local_domains,
+        &hostname(cfg),
+    )
 }
 
 fn split(address: &str) -> (&str, &str) {
@@ -102,26 +96,8 @@ impl AddressBook {
     pub fn load(cfg: &Config) -> Result<AddressBook, String> {
         let myorigin = myorigin(cfg);
         let a = &cfg.aliases;
-        let alias_domains = match &a.alias_domains {
-            Some(d) => d.iter().map(|d| domain_key(d)).collect(),
-            None => vec![
-                myorigin.clone(),
-                domain_key(&hostname(cfg)),
-                "localhost".to_owned(),
-            ],
-        };
-        let settings = pochta_aliases::Settings {
-            alias_maps: a.alias_maps.clone(),
-            virtual_alias_maps: a.virtual_alias_maps.clone(),
-            myorigin: myorigin.clone(),
-            alias_domains: alias_domains.clone(),
-            recipient_delimiter: cfg.smtpd.recipient_delimiter.clone(),
-            propagate_unmatched_extensions: a.propagate_unmatched_extensions,
-            allow_mail_to_commands: a.allow_mail_to_commands,
-            allow_mail_to_files: a.allow_mail_to_files,
-            expansion_limit: a.expansion_limit,
-            recursion_limit: a.recursion_limit,
-        };
+        let settings = a.settings(&myorigin, &hostname(cfg), &cfg.smtpd.recipient_delimiter);
+        let alias_domains = settings.alias_domains.clone();
         let aliases = Aliases::load(settings).map_err(|errors| {
             errors
                 .iter()

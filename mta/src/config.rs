@@ -31,7 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub outbound: OutboundConfig,
     #[serde(default)]
-    pub aliases: AliasesSection,
+    /// The address tables (pochta-aliases owns the table: `pochta aliases` reads it too).
+    pub aliases: pochta_aliases::TableConfig,
     #[serde(default)]
     pub srs: SrsSection,
 }
@@ -183,53 +184,6 @@ impl Default for SmtpdSection {
             sender_login_match: false,
             add_missing_headers: true,
             hopcount_limit: default_hopcount_limit(),
-        }
-    }
-}
-
-/// `[aliases]`: the address tables (Postfix's alias_maps and virtual_alias_maps, same
-/// file formats, read as text: no `postalias`/`postmap` step). Expanded at RCPT time, so an
-/// address nobody receives is refused there; re-read on SIGHUP.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AliasesSection {
-    /// aliases(5) files (`name: target, target…`), e.g. `/etc/pochta/aliases`. They apply to
-    /// bare names and to addresses in `alias_domains`.
-    pub alias_maps: Vec<PathBuf>,
-    /// virtual(5) tables for every address: `PATH` (or `texthash:PATH`) for
-    /// `user@domain targets…` / `@domain target` / `user@ target` lines, `regexp:PATH` (or
-    /// `pcre:PATH`) for regexp_table(5) patterns. A line `domain.example anything` makes a
-    /// virtual alias domain: its addresses without an entry are refused.
-    pub virtual_alias_maps: Vec<String>,
-    /// Domains where aliases(5) apply (Postfix mydestination). Default: myorigin, the
-    /// host name and `localhost`.
-    pub alias_domains: Option<Vec<String>>,
-    /// `|command` targets in aliases(5) (Postfix allow_mail_to_commands). Off: such a line
-    /// is a config error.
-    pub allow_mail_to_commands: bool,
-    /// `/file` targets in aliases(5) (Postfix allow_mail_to_files). Off: a config error.
-    pub allow_mail_to_files: bool,
-    /// Most final recipients one address may expand to (Postfix
-    /// virtual_alias_expansion_limit).
-    pub expansion_limit: usize,
-    /// Deepest nesting of aliases (Postfix virtual_alias_recursion_limit).
-    pub recursion_limit: usize,
-    /// `alice+news@` matched by an entry for `alice@` keeps `+news` in its targets (Postfix
-    /// propagate_unmatched_extensions).
-    pub propagate_unmatched_extensions: bool,
-}
-
-impl Default for AliasesSection {
-    fn default() -> Self {
-        AliasesSection {
-            alias_maps: Vec::new(),
-            virtual_alias_maps: Vec::new(),
-            alias_domains: None,
-            allow_mail_to_commands: false,
-            allow_mail_to_files: false,
-            expansion_limit: 1000,
-            recursion_limit: 1000,
-            propagate_unmatched_extensions: true,
         }
     }
 }

@@ -122,6 +122,43 @@ fn postmaster_aliases_case_and_duplicates() {
     st.wait_log("to=<alice@pochta.test>, orig_to=<POSTMASTER@pochta.test>,");
     st.wait_log("to=<alice@pochta.test>, orig_to=<postmaster@other.test>,");
 
+    // The admin's view of the same tables.
+    let out = Command::new(bin_dir().join("pochta"))
+        .args(["aliases", "-c", st.mta.config.to_str().unwrap()])
+        .args([
+            "root",
+            "team@pochta.test",
+            "info@other.test",
+            "alice@pochta.test",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "root -> alice@pochta.test\n",
+        "team@pochta.test -> alice@pochta.test, bob@pochta.test\n",
+        "info@other.test -> carol@other.test, bob@pochta.test\n",
+        "alice@pochta.test: no alias\n",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let out = Command::new(bin_dir().join("pochta"))
+        .args([
+            "aliases",
+            "-1",
+            "-c",
+            st.mta.config.to_str().unwrap(),
+            "postmaster",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "postmaster: root\n");
+
     // Users are case-insensitive (Dovecot's %Lu); a trailing dot names the same domain.
     for (i, rcpt) in [
         "Alice@Pochta.TEST",

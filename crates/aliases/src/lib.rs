@@ -37,6 +37,7 @@
 //! `.forward` files.
 
 mod aliases_file;
+mod config;
 mod expand;
 mod regexp_table;
 mod table_file;
@@ -44,6 +45,7 @@ mod tok822;
 mod virtual_table;
 
 use aliases_file::{AliasFile, IncludeFile};
+pub use config::{domain_key, myorigin, TableConfig};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;

@@ -1,12 +1,13 @@
 //! `pochta`: the admin tool of the pochta mail suite — `pochta demo` starts the whole suite on
 //! loopback with generated config, certificate and users. Later subcommands (pw, user, auth test,
-//! queue) stay thin: they call the library crates, never reimplement them.
+//! queue, aliases) stay thin: they call the library crates, never reimplement them.
 //!
 //! Trust: run by the admin; reads and writes only below the directories it is given. As root, the
 //! demo's daemons drop to `nobody`.
 
 #![forbid(unsafe_code)]
 
+mod aliases;
 mod auth;
 mod demo;
 mod demo_configs;
@@ -44,6 +45,8 @@ enum Cmd {
     User(auth::UserArgs),
     /// Mail queue of pochta-mta: list|flush [ID]|delete ID|hold ID|release ID.
     Queue(queue::QueueArgs),
+    /// What pochta-mta's alias tables make of addresses, like `postmap -q` / `sendmail -bv`.
+    Aliases(aliases::AliasesArgs),
 }
 
 /// `pochta auth …`.
@@ -60,5 +63,6 @@ fn main() -> ExitCode {
         Cmd::Auth(AuthCmd::Test(args)) => auth::test(args),
         Cmd::User(args) => auth::user(args),
         Cmd::Queue(args) => queue::run(args),
+        Cmd::Aliases(args) => aliases::run(args),
     }
 }
