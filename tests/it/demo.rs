@@ -546,3 +546,60 @@ print("readable over IMAP and POP3 %.3f s after the 250" % took)
         demo.run.stderr()
     );
 }
+
+/// The demo's aliases: mail to postmaster@pochta.test and cron's `sendmail root` land in
+/// alice's INBOX.
+#[test]
+fn postmaster_and_root_reach_alice_in_the_demo() {
+    let demo = SuiteDemo::start(&["authd", "mda-lmtp", "mta"]);
+    let base = demo.dir.join("demo");
+    let script = r#"
+import smtplib
+with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as s:
+    s.ehlo("client.test")
+    msg = "Subject: demo-postmaster\r\n\r\nfor the postmaster\r\n"
+    refused = s.sendmail("bob@example.org", ["postmaster@pochta.test"], msg)
+    assert not refused, refused
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}\n{}", demo.run.stdout());
+    let mut cron = Command::new(bin_dir().join("sendmail"))
+        .arg("-C")
+        .arg(base.join("etc/mta.toml"))
+        .arg("root")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        cron.stdin.as_mut().unwrap(),
+        b"Subject: demo-cron\n\nfrom cron\n",
+    )
+    .unwrap();
+    assert!(cron.wait().unwrap().success());
+    let inbox = base.join("mail/pochta.test/alice/Maildir");
+    let has = |needle: &str| {
+        ["new", "cur"].iter().any(|sub| {
+            std::fs::read_dir(inbox.join(sub))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    std::fs::read(e.path())
+                        .is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+                })
+        })
+    };
+    let end = std::time::Instant::now() + DEADLINE;
+    while !(has("demo-postmaster") && has("demo-cron")) {
+        assert!(
+            std::time::Instant::now() < end,
+            "postmaster/root mail not in alice's INBOX\n{}\n{}",
+            demo.run.stdout(),
+            std::fs::read_to_string(base.join("log/mta.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
