@@ -372,6 +372,15 @@ pub struct Postfix {
     pub mail: PathBuf,
 }
 
+/// What a test adds to the receiving Postfix's configuration ([`Postfix::start_with`]).
+#[derive(Default)]
+pub struct PfExtra<'a> {
+    /// main.cf lines `name = value`; each replaces the default line of the same name.
+    pub main_cf: &'a [String],
+    /// master.cf lines appended to the default services (e.g. `local`, `lmtp`).
+    pub master_cf: &'a [&'a str],
+}
+
 /// One smtpd listener of the receiving Postfix.
 pub struct PfListener<'a> {
     pub ip: &'a str,
@@ -396,6 +405,27 @@ impl Postfix {
         mailboxes: &[&str],
         cert: &str,
         key: &str,
+    ) -> Postfix {
+        Self::start_with(
+            dir,
+            port,
+            listeners,
+            mailboxes,
+            cert,
+            key,
+            &PfExtra::default(),
+        )
+    }
+
+    /// [`Postfix::start`] with `extra` main.cf and master.cf lines.
+    pub fn start_with(
+        dir: &TempDir,
+        port: u16,
+        listeners: &[PfListener<'_>],
+        mailboxes: &[&str],
+        cert: &str,
+        key: &str,
+        extra: &PfExtra<'_>,
     ) -> Postfix {
         let base = dir.join("postfix");
         let (conf, queue, data, mail) = (
@@ -432,10 +462,8 @@ impl Postfix {
         // "all" here, the listeners' addresses in master.cf.
         let log = base.join("maillog");
         let uid = test_uid();
-        std::fs::write(
-            conf.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n\
+        let main_cf = format!(
+            "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n\
                  mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = mx.pf.test\n\
                  mydomain = pf.test\nmyorigin = $myhostname\nmydestination =\n\
                  inet_interfaces = all\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n\
@@ -451,16 +479,25 @@ impl Postfix {
                  alias_maps =\nalias_database =\nlocal_recipient_maps =\nbiff = no\n\
                  maillog_file = {log}\nmaillog_file_prefixes = /var, /dev/stdout, /tmp\n\
                  master_service_disable =\n",
-                queue = queue.display(),
-                data = data.display(),
-                domains = domains.join(", "),
-                mail = mail.display(),
-                boxes = boxes.join(", "),
-                base = base.display(),
-                log = log.display(),
-            ),
-        )
-        .unwrap();
+            queue = queue.display(),
+            data = data.display(),
+            domains = domains.join(", "),
+            mail = mail.display(),
+            boxes = boxes.join(", "),
+            base = base.display(),
+            log = log.display(),
+        );
+        let name = |l: &str| l.split('=').next().unwrap_or("").trim().to_owned();
+        let replaced: Vec<String> = extra.main_cf.iter().map(|l| name(l)).collect();
+        let mut main_cf: String = main_cf
+            .lines()
+            .filter(|l| !replaced.contains(&name(l)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for l in extra.main_cf {
+            main_cf.push_str(&format!("{l}\n"));
+        }
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
         let mut master = String::new();
         for l in listeners {
             master.push_str(&format!("{}:{port} inet n - n - - smtpd\n", l.ip));
@@ -481,6 +518,9 @@ impl Postfix {
              virtual unix - n n - - virtual\nanvil unix - - n - 1 anvil\n\
              scache unix - - n - 1 scache\npostlog unix-dgram n - n - 1 postlogd\n",
         );
+        for l in extra.master_cf {
+            master.push_str(&format!("{l}\n"));
+        }
         std::fs::write(conf.join("master.cf"), master).unwrap();
         let status = Command::new(need("postfix"))
             .arg("-c")
