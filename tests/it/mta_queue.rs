@@ -413,6 +413,29 @@ fn deferred_mail_mailq_hold_delete_flush_release() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), q);
+    // `pochta queue list | head` and `mailq | head`: a reader gone before the listing is
+    // written is no error and no panic.
+    for (bin, args) in [
+        (
+            "pochta",
+            vec!["queue", "--spool", setup.spool.to_str().unwrap(), "list"],
+        ),
+        ("sendmail", vec!["-bp"]),
+    ] {
+        let (rd, wr) = nix::unistd::pipe().unwrap();
+        drop(rd);
+        let out = Command::new(bin_dir().join(bin))
+            .args(&args)
+            .env("POCHTA_SPOOL", &setup.spool)
+            .stdout(Stdio::from(wr))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "{bin}: {out:?}"
+        );
+    }
 
     // Queue ids are in arrival order: [alice, -t, held, deleted].
     let (held, deleted) = (&ids[2], &ids[3]);

@@ -93,8 +93,17 @@ pub(crate) fn run(args: QueueArgs) -> ExitCode {
 fn list(spool: &Path) -> ExitCode {
     match mailq::read_queue(spool) {
         Ok(entries) => {
-            print!("{}", mailq::format(&entries, mailq::local_utc_offset()));
-            ExitCode::SUCCESS
+            let text = mailq::format(&entries, mailq::local_utc_offset());
+            // `pochta queue list | head`: a reader that stops early is not an error (print!
+            // would panic on the broken pipe).
+            match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pochta queue: write: {e}");
+                    ExitCode::from(EX_UNAVAILABLE)
+                }
+            }
         }
         Err(e) => {
             eprintln!("pochta queue: cannot read the mail queue: {e}");

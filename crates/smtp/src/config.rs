@@ -47,6 +47,9 @@ pub struct SessionConfig {
     pub eight_bit_mime: bool,
     pub smtputf8: bool,
     pub chunking: bool,
+    /// BODY=BINARYMIME (RFC 3030 §3): advertised, and accepted, only with CHUNKING and only
+    /// when whoever takes the message can pass binary content on unchanged.
+    pub binary_mime: bool,
     pub dsn: bool,
     /// STARTTLS can be offered (a certificate is configured); ignored once TLS is active.
     pub starttls: bool,
@@ -82,6 +85,8 @@ impl SessionConfig {
             eight_bit_mime: true,
             smtputf8: true,
             chunking: true,
+            // The mta relays to peers that may not take binary content and cannot downgrade it.
+            binary_mime: false,
             dsn: true,
             starttls: false,
             require_tls: false,

@@ -614,7 +614,9 @@ impl Session {
             ))
         } else if params.body == Some(Body::EightBitMime) && !self.cfg.eight_bit_mime {
             unsupported("BODY=8BITMIME")
-        } else if params.body == Some(Body::BinaryMime) && !self.cfg.chunking {
+        } else if params.body == Some(Body::BinaryMime)
+            && !(self.cfg.chunking && self.cfg.binary_mime)
+        {
             unsupported("BODY=BINARYMIME")
         } else if params.smtputf8 && !self.cfg.smtputf8 {
             unsupported("SMTPUTF8")
@@ -854,6 +856,9 @@ impl Session {
         }
         if c.chunking {
             lines.push("CHUNKING".into());
+            if c.binary_mime {
+                lines.push("BINARYMIME".into());
+            }
         }
         Reply::multiline(250, None, lines)
     }

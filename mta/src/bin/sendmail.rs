@@ -342,9 +342,13 @@ fn list_queue(spool: &Path) -> Result<(), Fatal> {
     let entries = pochta_queue::mailq::read_queue(spool)
         .map_err(|e| Fatal(EX_UNAVAILABLE, format!("cannot read the mail queue: {e}")))?;
     let text = pochta_queue::mailq::format(&entries, pochta_queue::mailq::local_utc_offset());
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(|e| Fatal(EX_OSERR, format!("write: {e}")))
+    match std::io::stdout().write_all(text.as_bytes()) {
+        // `mailq | head`: a reader that stops early is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Fatal(EX_OSERR, format!("write: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn flush(spool: &Path, id: Option<&str>) -> Result<(), Fatal> {
