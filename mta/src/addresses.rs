@@ -162,6 +162,15 @@ impl AddressBook {
         self.is_local(&d) || self.alias_domains.contains(&d) || self.aliases.is_virtual_domain(&d)
     }
 
+    /// An address in a virtual alias domain of ours (not a local one) that no table entry
+    /// takes: nobody receives it.
+    fn unknown_in_virtual_domain(&self, address: &str) -> bool {
+        let domain = domain_key(split(address).1);
+        !self.is_local(&domain)
+            && self.aliases.is_virtual_domain(&domain)
+            && self.aliases.lookup_one(address).is_none()
+    }
+
     /// Decides RCPT TO without I/O (the userdb check of a [`Resolved::Mailbox`] is the
     /// caller's). `Err` is the reply.
     pub fn resolve(&self, to: &ForwardPath, client: Client, now: u64) -> Result<Resolved, Reply> {
@@ -287,8 +296,19 @@ impl AddressBook {
             }
         }
         let mut finals = Vec::new();
+        let mut unknown_targets = Vec::new();
         for (sender, target) in expansion.targets {
             match target {
+                Target::Address(a) if self.unknown_in_virtual_domain(&a) => {
+                    // A target in one of our virtual alias domains that no entry takes: Postfix
+                    // bounces it ("User unknown in virtual alias table"); it must never be
+                    // sent on to the domain's MX (that is us, or a stranger).
+                    tracing::warn!(
+                        "<{shown}>: alias target <{a}> is unknown in virtual alias table; \
+                         not delivered"
+                    );
+                    unknown_targets.push(a);
+                }
                 Target::Address(a) => {
                     let forwarded = !self.is_local(split(&a).1);
                     finals.push(Final {
@@ -307,6 +327,9 @@ impl AddressBook {
                     ));
                 }
             }
+        }
+        if finals.is_empty() && !unknown_targets.is_empty() {
+            return Err(unknown(shown, "virtual alias table"));
         }
         let unchanged = finals.len() == 1
             && finals[0].sender.is_none()
