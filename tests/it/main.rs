@@ -15,6 +15,7 @@ mod imap;
 mod lmtp;
 mod maildir_dovecot;
 mod mta;
+mod mta_aliases;
 mod mta_bounce;
 mod mta_queue;
 mod outbound;
