@@ -107,6 +107,9 @@ pub(crate) async fn serve(
     cfg.starttls = info.tls_mode == TlsMode::Starttls && conn.can_starttls();
     if info.service == Service::Local {
         cfg.forbid_unauth_pipelining = false;
+        // Local programs write `RCPT TO:<root>` (Postfix appends myorigin).
+        cfg.bare_address_domain =
+            Some(pochta_queue::AddressPolicy::myorigin(&*settings.addresses).to_owned());
     }
     let s = if conn.tls().is_some() {
         Session::new_tls(cfg)

@@ -243,6 +243,22 @@ fn sendmail_root_and_double_bounce_reach_the_admin() {
     assert!(text.contains("@pochta.test"), "{text}");
     st.wait_log("to=<alice@pochta.test>, orig_to=<root@pochta.test>,");
 
+    // Other local programs speak SMTP on the local socket with bare names too (Postfix
+    // appends myorigin); from the Internet a bare name stays a syntax error.
+    let mut c = LineClient::new(std::os::unix::net::UnixStream::connect(&st.local).unwrap());
+    assert!(c.line().starts_with("220"));
+    c.send("EHLO localhost\r\n");
+    while c.line().starts_with("250-") {}
+    assert!(c.cmd("MAIL FROM:<cron>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<root>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let end = c.cmd("Subject: bare names\r\n\r\nbody of bare names\r\n.");
+    assert!(end.starts_with("250"), "{end}");
+    st.wait_delivered("alice", "body of bare names");
+    st.wait_log("from=<cron@pochta.test>");
+    let (r, _) = transaction(st.smtp, "someone@example.net", &["root"], "bare from outside");
+    assert!(r[0].starts_with("501"), "{r:?}");
+
     // A bounce (from <>) that cannot be delivered goes to the postmaster, through the aliases:
     // ghost@ is an alias for a user nobody has, so the LMTP delivery fails for good.
     let (r, end) = transaction(st.smtp, "", &["ghost@pochta.test"], "lost bounce");

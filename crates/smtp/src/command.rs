@@ -237,10 +237,35 @@ fn address_role(verb: Verb) -> &'static str {
     }
 }
 
+/// `root` → `root@DOMAIN` when a domain is given; anything with an `@`, a quoted local part,
+/// `Postmaster` and the null path unchanged.
+fn qualify<'a>(path: &'a str, domain: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match domain {
+        Some(d)
+            if !path.is_empty()
+                && !path.contains(['@', '"'])
+                && !path.eq_ignore_ascii_case("postmaster") =>
+        {
+            std::borrow::Cow::Owned(format!("{path}@{d}"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// Parses one command line (without its line ending). Non-ASCII bytes must be UTF-8; whether a
 /// non-ASCII address is allowed depends on SMTPUTF8 on MAIL (`utf8_txn` for RCPT, which the
 /// session knows).
 pub fn parse_command(line: &[u8], utf8_txn: bool) -> Result<Command, CommandError> {
+    parse_command_with(line, utf8_txn, None)
+}
+
+/// [`parse_command`], where a MAIL or RCPT address without a domain (`<root>`) gets
+/// `bare_domain` when it is set (Postfix's append_at_myorigin, for trusted local clients).
+pub fn parse_command_with(
+    line: &[u8],
+    utf8_txn: bool,
+    bare_domain: Option<&str>,
+) -> Result<Command, CommandError> {
     let line = std::str::from_utf8(line).map_err(|_| CommandError::BadCharacters)?;
     if line.chars().any(|c| c.is_control() && c != '\t') {
         return Err(CommandError::BadCharacters);
@@ -281,7 +306,8 @@ pub fn parse_command(line: &[u8], utf8_txn: bool) -> Result<Command, CommandErro
                 .ok_or(CommandError::Syntax(verb, "MAIL FROM:<address>"))?;
             let (path, params) = split_path(rest).map_err(|e| CommandError::Address(verb, e))?;
             let params = MailParams::parse(params).map_err(|e| CommandError::Param(verb, e))?;
-            let from = parse_reverse_path(path, params.smtputf8)
+            let path = qualify(path, bare_domain);
+            let from = parse_reverse_path(&path, params.smtputf8)
                 .map_err(|e| CommandError::Address(verb, e))?;
             Command::Mail { from, params }
         }
@@ -290,8 +316,9 @@ pub fn parse_command(line: &[u8], utf8_txn: bool) -> Result<Command, CommandErro
                 strip_keyword(arg, "TO:").ok_or(CommandError::Syntax(verb, "RCPT TO:<address>"))?;
             let (path, params) = split_path(rest).map_err(|e| CommandError::Address(verb, e))?;
             let params = RcptParams::parse(params).map_err(|e| CommandError::Param(verb, e))?;
+            let path = qualify(path, bare_domain);
             let to =
-                parse_forward_path(path, utf8_txn).map_err(|e| CommandError::Address(verb, e))?;
+                parse_forward_path(&path, utf8_txn).map_err(|e| CommandError::Address(verb, e))?;
             Command::Rcpt { to, params }
         }
         Verb::Data => {
@@ -442,5 +469,24 @@ mod tests {
         assert!(p("MAIL FROM:<δ@x.example> SMTPUTF8").is_ok());
         assert_eq!(p("RCPT TO:<δ@x.example>").unwrap_err().reply().code(), 553);
         assert!(parse_command("RCPT TO:<δ@x.example>".as_bytes(), true).is_ok());
+        // Bare names: refused, unless a domain is given for them (the mta's local socket).
+        assert!(parse_command(b"RCPT TO:<root>", false).is_err());
+        let d = Some("example.org");
+        match parse_command_with(b"RCPT TO:<root>", false, d) {
+            Ok(Command::Rcpt { to, .. }) => assert_eq!(to.to_string(), "root@example.org"),
+            other => panic!("{other:?}"),
+        }
+        match parse_command_with(b"MAIL FROM:<cron>", false, d) {
+            Ok(Command::Mail { from, .. }) => assert_eq!(from.to_string(), "cron@example.org"),
+            other => panic!("{other:?}"),
+        }
+        for kept in [
+            "RCPT TO:<Postmaster>",
+            "MAIL FROM:<>",
+            "RCPT TO:<a@b.example>",
+        ] {
+            let c = parse_command_with(kept.as_bytes(), false, d).unwrap();
+            assert_eq!(c, parse_command(kept.as_bytes(), false).unwrap(), "{kept}");
+        }
     }
 }

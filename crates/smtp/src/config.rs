@@ -63,6 +63,10 @@ pub struct SessionConfig {
     pub require_auth: bool,
     /// Refuse HELO/EHLO/LHLO names that are not a domain or address literal (501 5.5.4).
     pub strict_hello: bool,
+    /// A MAIL or RCPT address without a domain (`<root>`) gets this one (Postfix
+    /// append_at_myorigin); `None`: such an address is a syntax error (501), as RFC 5321 wants
+    /// from the Internet.
+    pub bare_address_domain: Option<String>,
     /// End the session (554 5.5.0) when an unauthenticated client pipelines where RFC 2920
     /// forbids it (Postfix ≥ 3.9 `smtpd_forbid_unauth_pipelining = yes`).
     pub forbid_unauth_pipelining: bool,
@@ -94,6 +98,7 @@ impl SessionConfig {
             auth_requires_tls: true,
             require_auth: false,
             strict_hello: false,
+            bare_address_domain: None,
             forbid_unauth_pipelining: false,
         }
     }

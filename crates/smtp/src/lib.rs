@@ -29,7 +29,7 @@ mod session;
 mod stats;
 
 pub use address::{AddressError, Domain, ForwardPath, Mailbox, ReversePath};
-pub use command::{parse_command, Command, CommandError, Verb};
+pub use command::{parse_command, parse_command_with, Command, CommandError, Verb};
 pub use config::{BareLf, Protocol, SessionConfig};
 pub use event::{AuthData, Event, Message, Recipient};
 pub use params::{

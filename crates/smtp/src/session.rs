@@ -8,7 +8,7 @@
 //! on the wire (STARTTLS, QUIT, 421), or when the buffer gets large.
 
 use crate::address::{Domain, ReversePath};
-use crate::command::{parse_command, Command, CommandError, Verb};
+use crate::command::{parse_command_with, Command, CommandError, Verb};
 use crate::config::{BareLf, Protocol, SessionConfig};
 use crate::data::DotDecoder;
 use crate::event::{AuthData, Event, Message, Recipient};
@@ -400,7 +400,7 @@ impl Session {
             return Step::Progress;
         }
         let utf8 = self.txn.as_ref().is_some_and(|t| t.params.smtputf8);
-        let parsed = parse_command(&line, utf8);
+        let parsed = parse_command_with(&line, utf8, self.cfg.bare_address_domain.as_deref());
         let first_word = line
             .split(|&b| b == b' ' || b == b'\t')
             .next()
