@@ -148,15 +148,16 @@ impl Imap {
                         break;
                     }
                     match conn.starttls().await {
-                        Ok(discarded) => {
-                            if discarded > 0 {
-                                tracing::warn!(
-                                    discarded,
-                                    "plaintext sent after STARTTLS discarded (injection attempt?)"
-                                );
-                            }
-                            s.tls_started();
+                        Ok(discarded) if discarded > 0 => {
+                            // Commands sent in the clear behind STARTTLS (CVE-2011-0411): never
+                            // run, and the client is not one to talk to — as the mta does.
+                            tracing::warn!(
+                                discarded,
+                                "plaintext pipelined after STARTTLS; closing"
+                            );
+                            break;
                         }
+                        Ok(_) => s.tls_started(),
                         Err(e) => {
                             tracing::info!(error = %e, "STARTTLS handshake failed");
                             break;

@@ -146,15 +146,13 @@ impl Pop3 {
                         break;
                     }
                     match conn.starttls().await {
-                        Ok(discarded) => {
-                            if discarded > 0 {
-                                tracing::warn!(
-                                    discarded,
-                                    "plaintext sent after STLS discarded (injection attempt?)"
-                                );
-                            }
-                            s.tls_started();
+                        Ok(discarded) if discarded > 0 => {
+                            // Commands sent in the clear behind STLS (CVE-2011-0411): never
+                            // run, and the client is not one to talk to — as the mta does.
+                            tracing::warn!(discarded, "plaintext pipelined after STLS; closing");
+                            break;
                         }
+                        Ok(_) => s.tls_started(),
                         Err(e) => {
                             tracing::info!(error = %e, "STLS handshake failed");
                             break;

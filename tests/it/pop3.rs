@@ -598,9 +598,19 @@ fn refusals_plaintext_wrong_password_bad_input() {
         c.cmd("%%% not base64"),
         "-ERR Invalid base64 data in continued response.\r\n"
     );
-    // Commands in the same packet as STLS are discarded, not run inside TLS.
+    // Commands in the same packet as STLS are never run, inside TLS or outside: the
+    // session ends after the handshake and says why in the log.
     c.send(&format!("STLS\r\nUSER {USER}\r\nPASS {PASS}\r\n"));
     assert_eq!(c.line(), "+OK Begin TLS negotiation now.\r\n");
+    let tcp = c.get_mut().try_clone().unwrap();
+    let mut t = LineClient::new(tls_wrap(tcp));
+    assert!(t.closed(), "the session goes on after injected plaintext");
+    crate::outbound::peers::wait_until(DEADLINE, "the injection logged", || {
+        s.logs().contains("plaintext pipelined after STLS; closing")
+    });
+    let mut c = connect(s.plain_port);
+    assert!(c.line().starts_with("+OK"));
+    assert_eq!(c.cmd("STLS"), "+OK Begin TLS negotiation now.\r\n");
     let tcp = c.get_mut().try_clone().unwrap();
     let mut t = LineClient::new(tls_wrap(tcp));
     assert_eq!(

@@ -159,6 +159,18 @@ fn imaplib_scenario_with_lmtp_delivery_and_idle() {
         d.one("login").starts_with("OK [CAPABILITY IMAP4rev1"),
         "login",
     );
+    // Commands pipelined behind STARTTLS in the clear are never run; the session ends after
+    // the handshake (CVE-2011-0411), as the mta's and pop3d's do.
+    let mut c = connect(s.plain_port);
+    assert!(c.line().starts_with("* OK"));
+    c.send(&format!("a STARTTLS\r\nb LOGIN {USER} {PASS}\r\n"));
+    assert!(c.line().starts_with("a OK"), "{}", ctx());
+    let tcp = c.get_mut().try_clone().unwrap();
+    let mut t = LineClient::new(tls_wrap(tcp));
+    check(t.closed(), "session closed after injected plaintext");
+    crate::outbound::peers::wait_until(DEADLINE, "the injection logged", || {
+        s.logs().contains("plaintext pipelined after STARTTLS; closing")
+    });
     check(
         d.all("create").iter().all(|c| c.ends_with(" OK")),
         "creates",
