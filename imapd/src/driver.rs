@@ -9,8 +9,8 @@ use crate::session::{Action, AuthAnswer, ConnFacts, Session};
 use pochta_auth_client::{
     AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
 };
-use pochta_mailstore::location::{maildir_for, Template};
-use pochta_mailstore::{Maildir, QuotaLimit};
+use pochta_mailstore::location::Template;
+use pochta_mailstore::Maildir;
 use pochta_server::{Connection, Fill, TlsMode};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,18 +66,13 @@ impl Imap {
             Ok(None) => return Err("authenticated user not found in userdb".into()),
             Err(e) => return Err(format!("userdb lookup failed: {e}")),
         };
-        let mail = reply.field("mail").or_else(|| reply.field("mail_path"));
-        let root = maildir_for(&self.location, &reply.user, reply.home(), mail)?;
+        // The one rule every daemon reads a userdb reply with: same Maildir and same quota
+        // (2.3 quota_rule and 2.4 quota fields) as mda-lmtp's delivery.
+        let mb = pochta_mailstore::UserMailbox::from_userdb(&self.location, &reply.user, |k| {
+            reply.field(k)
+        })?;
+        let (root, quota) = (mb.root, mb.quota);
         let special = self.special.clone();
-        let mut quota = QuotaLimit::default();
-        // folder rules (`Trash:storage=+10M`) do not limit the account as a whole
-        for rule in reply
-            .quota_rules()
-            .into_iter()
-            .filter(|r| r.trim().starts_with("*:"))
-        {
-            quota.apply_rule(rule)?;
-        }
         tokio::task::spawn_blocking(move || Store::open(Maildir::open(root), special, Some(quota)))
             .await
             .map_err(|e| format!("store task failed: {e}"))?

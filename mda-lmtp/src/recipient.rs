@@ -2,10 +2,10 @@
 //! work out the Maildir, the detail folder and the quota. The answer for an unknown user or a
 //! failed lookup is the reply Dovecot LMTP gives.
 
-use crate::location::{apply_quota_24, split_detail};
+use crate::location::split_detail;
 use crate::Settings;
 use pochta_auth_client::UserdbReply;
-use pochta_mailstore::QuotaLimit;
+use pochta_mailstore::{QuotaLimit, UserMailbox};
 use pochta_smtp::{ForwardPath, Reply};
 use std::path::PathBuf;
 
@@ -77,34 +77,10 @@ fn target(
     u: &UserdbReply,
 ) -> Result<Target, (String, String)> {
     let fail = |rcpt: &String, e: String| (rcpt.clone(), e);
-    let home = u.home();
-    let template = match (u.field("mail_path"), u.mail()) {
-        (Some(path), _) => {
-            if let Some(driver) = u.field("mail_driver").filter(|d| *d != "maildir") {
-                return Err(fail(&rcpt, format!("mail_driver={driver} is not maildir")));
-            }
-            pochta_mailstore::location::Template::parse(path).map_err(|e| fail(&rcpt, e))?
-        }
-        (None, Some(mail)) if !mail.is_empty() => {
-            pochta_mailstore::location::Template::parse(mail).map_err(|e| fail(&rcpt, e))?
-        }
-        _ => settings.mail_location.clone(),
-    };
-    let maildir = template.expand(&u.user, home).map_err(|e| fail(&rcpt, e))?;
-    let mut quota = QuotaLimit::default();
-    // Rules for single folders (`Trash:storage=+10M`) do not limit INBOX delivery.
-    for rule in u
-        .quota_rules()
-        .into_iter()
-        .filter(|r| r.trim().starts_with("*:"))
-    {
-        quota.apply_rule(rule).map_err(|e| fail(&rcpt, e))?;
-    }
-    for key in ["quota_storage_size", "quota_message_count"] {
-        if let Some(v) = u.field(key) {
-            apply_quota_24(&mut quota, key, v).map_err(|e| fail(&rcpt, e))?;
-        }
-    }
+    // The one rule every daemon reads a userdb reply with (pochta-mailstore's user module).
+    let mb = UserMailbox::from_userdb(&settings.mail_location, &u.user, |k| u.field(k))
+        .map_err(|e| fail(&rcpt, e))?;
+    let (maildir, quota) = (mb.root, mb.quota);
     let ids = if settings.delivery.per_user_ids {
         let min = settings.delivery.first_valid_uid;
         match (u.uid(), u.gid()) {

@@ -7,7 +7,7 @@ use crate::store::Maildrop;
 use pochta_auth_client::{
     AuthClientError, SaslClient, SaslExchange, SaslRequest, SaslStep, UserdbClient,
 };
-use pochta_mailstore::location::{maildir_for, Template};
+use pochta_mailstore::location::Template;
 use pochta_server::{Connection, Fill, TlsMode};
 use std::sync::Arc;
 
@@ -60,9 +60,12 @@ impl Pop3 {
                 return None;
             }
         };
-        let mail = reply.field("mail").or_else(|| reply.field("mail_path"));
-        let root = match maildir_for(&self.location, &reply.user, reply.home(), mail) {
-            Ok(r) => r,
+        // The one rule every daemon reads a userdb reply with (mda-lmtp delivers there).
+        let found = pochta_mailstore::UserMailbox::from_userdb(&self.location, &reply.user, |k| {
+            reply.field(k)
+        });
+        let root = match found {
+            Ok(mb) => mb.root,
             Err(e) => {
                 tracing::warn!(user, error = %e, "no usable mail location");
                 return None;

@@ -24,3 +24,4 @@ mod password;
 mod pop3;
 mod runtime;
 mod units;
+mod user_mailbox;

@@ -68,7 +68,7 @@ pub struct Proc {
     _dir: TempDir,
 }
 
-fn start_daemon(name: &str, config: &str) -> Proc {
+pub fn start_daemon(name: &str, config: &str) -> Proc {
     let dir = TempDir::new(&format!("mta-{name}"));
     let path = dir.join(&format!("{name}.toml"));
     std::fs::write(&path, as_test_user(config)).unwrap();

@@ -44,6 +44,7 @@ pub mod quota;
 pub mod subscriptions;
 pub mod uidlist;
 pub mod uidvalidity;
+pub mod user;
 
 #[cfg(test)]
 mod testutil;
@@ -62,6 +63,7 @@ pub use mailbox::{
 };
 pub use names::MailboxName;
 pub use quota::QuotaLimit;
+pub use user::UserMailbox;
 
 /// One user's Maildir++ root (the INBOX) and its folders.
 #[derive(Clone, Debug)]

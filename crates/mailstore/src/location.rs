@@ -1,8 +1,9 @@
 //! Dovecot mail location templates: where a user's INBOX (the Maildir root) is.
 //! `/var/mail/%d/%n/Maildir`, `maildir:~/Maildir:INDEX=…`, `%{username}`, `%Ld`, `%h` are
-//! expanded with the canonical user name and home from the userdb; the userdb's `mail` (2.3) or
-//! `mail_path` (2.4) field wins over the configured default, as in Dovecot. Shared by every
-//! daemon that opens a user's Maildir (mda-lmtp, pop3d, imapd).
+//! expanded with the canonical user name and home from the userdb. Which template applies to a
+//! user (the userdb's `mail`, 2.4's `mail_path`, or the configured default) is
+//! [`crate::user::UserMailbox`]'s rule. Shared by every daemon that opens a user's Maildir
+//! (mda-lmtp, pop3d, imapd).
 //!
 //! User-derived values never become path separators: a `%u`/`%n`/`%d` containing `/`, a NUL,
 //! or equal to `.` or `..` refuses the expansion (no path traversal from user names or mail
@@ -133,20 +134,6 @@ fn expand(t: &str, user: &str, home: Option<&str>) -> Result<String, String> {
     Ok(out)
 }
 
-/// The Maildir root for a logged-in user: the userdb's `mail`/`mail_path` field if present,
-/// else the configured default template.
-pub fn maildir_for(
-    default: &Template,
-    user: &str,
-    home: Option<&str>,
-    mail_field: Option<&str>,
-) -> Result<PathBuf, String> {
-    match mail_field.filter(|m| !m.trim().is_empty()) {
-        Some(m) => Template::parse(m)?.expand(user, home),
-        None => default.expand(user, home),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,16 +173,5 @@ mod tests {
         assert!(t.expand("../x@d", None).is_err());
         assert!(t.expand("x@..", None).is_err());
         assert!(t.expand("a/b@d", None).is_err());
-    }
-
-    #[test]
-    fn userdb_mail_field_wins() {
-        let t = Template::parse("/var/mail/%d/%n/Maildir").unwrap();
-        let got = maildir_for(&t, "u1", Some("/home/u1"), Some("maildir:~/Maildir")).unwrap();
-        assert_eq!(got, PathBuf::from("/home/u1/Maildir"));
-        let got = maildir_for(&t, "u1@d", None, Some(" ")).unwrap();
-        assert_eq!(got, PathBuf::from("/var/mail/d/u1/Maildir"));
-        assert!(maildir_for(&t, "u1", None, Some("maildir:~/Maildir")).is_err());
-        assert!(Template::parse("mbox:~/mail").is_err());
     }
 }

@@ -92,6 +92,24 @@ impl QuotaLimit {
         Ok(())
     }
 
+    /// Applies a Dovecot 2.4 userdb quota field: `quota_storage_size` (bytes unless suffixed)
+    /// or `quota_message_count`; `0` means unlimited; other keys are ignored.
+    pub fn apply_field(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let bad = || format!("unreadable {key}={value:?}");
+        match key {
+            "quota_storage_size" => {
+                let n = parse_size(value.trim(), 1).ok_or_else(bad)?;
+                self.bytes = (n > 0).then_some(n);
+            }
+            "quota_message_count" => {
+                let n: u64 = value.trim().parse().map_err(|_| bad())?;
+                self.messages = (n > 0).then_some(n);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// One `quota_rule` value as a limit (see [`QuotaLimit::apply_rule`]).
     pub fn from_rule(rule: &str) -> std::result::Result<QuotaLimit, String> {
         let mut q = QuotaLimit::default();
@@ -120,10 +138,10 @@ fn parse_size(s: &str, unit: u64) -> Option<u64> {
     let mult: u64 = match s[digits..].trim().to_ascii_lowercase().as_str() {
         "" => unit,
         "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        "t" | "tb" => 1 << 40,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
         _ => return None,
     };
     n.checked_mul(mult)

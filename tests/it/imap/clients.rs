@@ -169,7 +169,8 @@ fn imaplib_scenario_with_lmtp_delivery_and_idle() {
     let mut t = LineClient::new(tls_wrap(tcp));
     check(t.closed(), "session closed after injected plaintext");
     crate::outbound::peers::wait_until(DEADLINE, "the injection logged", || {
-        s.logs().contains("plaintext pipelined after STARTTLS; closing")
+        s.logs()
+            .contains("plaintext pipelined after STARTTLS; closing")
     });
     check(
         d.all("create").iter().all(|c| c.ends_with(" OK")),
