@@ -13,12 +13,20 @@
 //! 5. a local domain's address is a mailbox: checked on the userdb;
 //! 6. an address in an alias-only or virtual alias domain without an entry is unknown;
 //! 7. anything else is relayed, for clients that may relay.
+//!
+//! aliases(5) `|command` and `/file` targets (with `allow_mail_to_commands` /
+//! `allow_mail_to_files`) become finals with a command or file [`Agent`]: the queue runs them
+//! as the mta's own user, which cannot change users, so [`AddressBook::load`] refuses an
+//! aliases file that names such targets unless its owner is that user (Postfix would run them
+//! as the owner).
 
 use crate::config::Config;
 use crate::policy::{self, Client};
 use pochta_aliases::{domain_key, Aliases, Target};
+use pochta_queue::{Agent, LocalAlias};
 use pochta_smtp::{ForwardPath, Reply};
 use pochta_srs::Srs;
+use std::path::Path;
 
 /// One final recipient of a RCPT.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +39,32 @@ pub struct Final {
     /// The envelope sender for this recipient when an `owner-NAME` alias takes the errors
     /// of list NAME (Postfix local(8)); `None`: the message's sender.
     pub sender: Option<String>,
+    /// A mailbox (`address` routed by its domain), or an aliases(5) command or file
+    /// (`address` is then the command or the path).
+    pub agent: Agent,
+}
+
+impl Final {
+    /// A mailbox recipient.
+    pub fn mailbox(address: String, orig: Option<String>, forwarded: bool) -> Final {
+        Final {
+            address,
+            orig,
+            forwarded,
+            sender: None,
+            agent: Agent::Mailbox,
+        }
+    }
+
+    /// What makes two finals the same delivery (local(8)'s duplicate filter): a mailbox's
+    /// address without case; a command or file as written, with the rights it runs with.
+    pub fn dedup_key(&self) -> String {
+        match &self.agent {
+            Agent::Mailbox => format!("mailbox {}", self.address.to_ascii_lowercase()),
+            Agent::Command { uid, .. } => format!("command {uid} {}", self.address),
+            Agent::File { uid, .. } => format!("file {uid} {}", self.address),
+        }
+    }
 }
 
 /// What a RCPT TO resolves to.
@@ -56,6 +90,10 @@ pub struct AddressBook {
     delimiter: String,
     aliases: Aliases,
     srs: Option<Srs>,
+    /// `[aliases] allow_mail_to_commands` / `allow_mail_to_files`, asked again by the queue
+    /// at delivery time.
+    allow_commands: bool,
+    allow_files: bool,
 }
 
 /// Our host name: `[smtpd] hostname`, else the system's.
@@ -98,7 +136,7 @@ impl AddressBook {
         let a = &cfg.aliases;
         let settings = a.settings(&myorigin, &hostname(cfg), &cfg.smtpd.recipient_delimiter);
         let alias_domains = settings.alias_domains.clone();
-        let aliases = Aliases::load(settings).map_err(|errors| {
+        let aliases = Aliases::load(settings.clone()).map_err(|errors| {
             errors
                 .iter()
                 .map(|e| e.to_string())
@@ -112,13 +150,7 @@ impl AddressBook {
             return Err(all.join("\n"));
         }
         if a.allow_mail_to_commands || a.allow_mail_to_files {
-            // The queue has no pipe or file delivery agent yet: refusing here keeps such
-            // mail from being accepted and then bounced.
-            return Err(
-                "aliases.allow_mail_to_commands / allow_mail_to_files: pochta-mta \
-                        does not deliver to commands or files yet; leave them off"
-                    .into(),
-            );
+            check_local_rights(cfg, &settings)?;
         }
         let srs = match (&cfg.srs.domain, &cfg.srs.secret_file) {
             (Some(d), Some(f)) => {
@@ -140,6 +172,8 @@ impl AddressBook {
             delimiter: cfg.smtpd.recipient_delimiter.clone(),
             aliases,
             srs,
+            allow_commands: a.allow_mail_to_commands,
+            allow_files: a.allow_mail_to_files,
         })
     }
 
@@ -192,12 +226,11 @@ impl AddressBook {
             if split(&address).1 == srs.domain() {
                 match srs.reverse(&address, now) {
                     Ok(Some(original)) => {
-                        return Ok(Resolved::Finals(vec![Final {
-                            address: original,
-                            orig: Some(address),
-                            forwarded: true,
-                            sender: None,
-                        }]))
+                        return Ok(Resolved::Finals(vec![Final::mailbox(
+                            original,
+                            Some(address),
+                            true,
+                        )]))
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -247,12 +280,11 @@ impl AddressBook {
             return Err(unknown(shown, "virtual alias table"));
         }
         if client.may_relay() {
-            Ok(Resolved::Finals(vec![Final {
-                address: address.to_owned(),
-                orig: orig.map(str::to_owned),
-                forwarded: false,
-                sender: None,
-            }]))
+            Ok(Resolved::Finals(vec![Final::mailbox(
+                address.to_owned(),
+                orig.map(str::to_owned),
+                false,
+            )]))
         } else {
             Err(policy::relay_denied(shown))
         }
@@ -316,15 +348,48 @@ impl AddressBook {
                         orig: None,
                         forwarded,
                         sender,
+                        agent: Agent::Mailbox,
                     })
                 }
-                Target::Command { .. } | Target::File { .. } => {
-                    // load() refuses tables that could produce these.
-                    return Err(Reply::with_status(
-                        451,
-                        (4, 3, 0),
-                        format!("<{shown}>: Temporary lookup failure"),
-                    ));
+                // Only the settings' permission and an aliases file of the mta's own user
+                // (load) lead here.
+                Target::Command {
+                    command,
+                    uid,
+                    gid,
+                    alias,
+                } => {
+                    let alias = self.local_alias(address, alias);
+                    finals.push(Final {
+                        address: command,
+                        orig: None,
+                        forwarded: false,
+                        sender,
+                        agent: Agent::Command { uid, gid, alias },
+                    })
+                }
+                Target::File {
+                    path,
+                    uid,
+                    gid,
+                    alias,
+                } => {
+                    let Some(path) = path.to_str() else {
+                        tracing::warn!("<{shown}>: file target {} is not UTF-8", path.display());
+                        return Err(Reply::with_status(
+                            451,
+                            (4, 3, 5),
+                            format!("<{shown}>: mail system configuration error"),
+                        ));
+                    };
+                    let alias = self.local_alias(address, alias);
+                    finals.push(Final {
+                        address: path.to_owned(),
+                        orig: None,
+                        forwarded: false,
+                        sender,
+                        agent: Agent::File { uid, gid, alias },
+                    })
                 }
             }
         }
@@ -333,6 +398,7 @@ impl AddressBook {
         }
         let unchanged = finals.len() == 1
             && finals[0].sender.is_none()
+            && finals[0].agent == Agent::Mailbox
             && finals[0].address.eq_ignore_ascii_case(address);
         if unchanged {
             return Ok(None);
@@ -342,6 +408,123 @@ impl AddressBook {
         }
         Ok(Some(finals))
     }
+}
+
+impl AddressBook {
+    /// The alias entry that named a command or file, as local(8) knows it: `name` is the
+    /// alias (without extension); the address is `address` itself when `address` is that
+    /// alias in an alias domain (extension kept: RECIPIENT, EXTENSION), else `name@myorigin`
+    /// (an alias reached through others, whose bare names get myorigin).
+    fn local_alias(&self, address: &str, name: String) -> LocalAlias {
+        let (local, domain) = split(address);
+        let base = policy::strip_detail(local, &self.delimiter);
+        let domain = domain_key(domain);
+        let here = domain == self.myorigin || self.alias_domains.contains(&domain);
+        let address = if here && base.eq_ignore_ascii_case(&name) {
+            format!("{}@{domain}", local.to_lowercase())
+        } else {
+            format!("{name}@{}", self.myorigin)
+        };
+        LocalAlias {
+            user: name,
+            address,
+        }
+    }
+}
+
+/// Who pochta-mta runs as: `[server] user` (and `group`, else the user's primary group), else
+/// the process's effective ids. (name, uid, group name, gid).
+fn runs_as(cfg: &Config) -> Result<(String, u32, String, u32), String> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let group_name = |gid: u32| -> String {
+        Group::from_gid(Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map_or_else(|| gid.to_string(), |g| g.name)
+    };
+    let (name, uid, primary) = match &cfg.server.user {
+        Some(u) => match User::from_name(u) {
+            Ok(Some(p)) => (p.name, p.uid.as_raw(), p.gid.as_raw()),
+            _ => return Err(format!("server.user {u:?}: no such user")),
+        },
+        None => {
+            let uid = Uid::effective().as_raw();
+            let name = User::from_uid(Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |p| p.name);
+            (name, uid, Gid::effective().as_raw())
+        }
+    };
+    let gid = match &cfg.server.group {
+        Some(g) => match Group::from_name(g) {
+            Ok(Some(g)) => g.gid.as_raw(),
+            _ => return Err(format!("server.group {g:?}: no such group")),
+        },
+        None => primary,
+    };
+    Ok((name, uid, group_name(gid), gid))
+}
+
+/// With commands or files allowed: every aliases(5) file that names such targets must belong
+/// to the user (and primary group) pochta-mta runs as, since their rights are the file
+/// owner's (Postfix local(8)) and the mta cannot take on anybody else's. Root-owned files are
+/// pochta-aliases' business (it refuses such targets there).
+fn check_local_rights(cfg: &Config, settings: &pochta_aliases::Settings) -> Result<(), String> {
+    let (user, uid, group, gid) = runs_as(cfg)?;
+    let mut errors = Vec::new();
+    for path in &settings.alias_maps {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue; // Aliases::load already said why
+        };
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        if owner == 0 {
+            continue;
+        }
+        let passwd = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner))
+            .ok()
+            .flatten();
+        let owner_gid = passwd.as_ref().map(|p| p.gid.as_raw());
+        if owner == uid && owner_gid == Some(gid) {
+            continue;
+        }
+        if !names_commands_or_files(settings, path) {
+            continue;
+        }
+        let owner_name = passwd.map_or_else(|| format!("uid {owner}"), |p| p.name);
+        errors.push(if owner != uid {
+            format!(
+                "{} is owned by {owner_name} but pochta-mta runs as {user}: |command and /file \
+                 targets would not run as their owner; chown the file to {user}",
+                path.display()
+            )
+        } else {
+            format!(
+                "{} is owned by {owner_name}, whose group is not {group}, the group pochta-mta \
+                 runs with: |command and /file targets would not run with their owner's \
+                 group; set [server] group to {owner_name}'s primary group",
+                path.display()
+            )
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Whether the aliases file `path` names a `|command` or `/file`: it loads with them allowed
+/// (the whole set just did) but not without. No second parser to keep in step.
+fn names_commands_or_files(settings: &pochta_aliases::Settings, path: &Path) -> bool {
+    let alone = pochta_aliases::Settings {
+        alias_maps: vec![path.to_owned()],
+        virtual_alias_maps: Vec::new(),
+        allow_mail_to_commands: false,
+        allow_mail_to_files: false,
+        ..settings.clone()
+    };
+    Aliases::load(alone).is_err()
 }
 
 impl pochta_queue::AddressPolicy for AddressBook {
@@ -356,8 +539,16 @@ impl pochta_queue::AddressPolicy for AddressBook {
         &self.myorigin
     }
 
+    fn allows(&self, agent: &Agent) -> bool {
+        match agent {
+            Agent::Mailbox => true,
+            Agent::Command { .. } => self.allow_commands,
+            Agent::File { .. } => self.allow_files,
+        }
+    }
+
     /// A notice's recipient: aliases, then postmaster of any domain of ours to myorigin's.
-    fn expand(&self, address: &str) -> Result<Vec<String>, String> {
+    fn expand(&self, address: &str) -> Result<Vec<(String, Agent)>, String> {
         let trusted = Client {
             authenticated: false,
             trusted: true,
@@ -365,12 +556,12 @@ impl pochta_queue::AddressPolicy for AddressBook {
         let to = match pochta_smtp::Mailbox::parse(address, true) {
             Ok(m) => ForwardPath::Mailbox(m),
             // Not an address we can parse: deliver as given, the delivery will say why.
-            Err(_) => return Ok(vec![address.to_owned()]),
+            Err(_) => return Ok(vec![(address.to_owned(), Agent::Mailbox)]),
         };
         match self.resolve(&to, trusted, now_secs()) {
-            Ok(Resolved::Mailbox { address, .. }) => Ok(vec![address]),
-            Ok(Resolved::Finals(f)) => Ok(f.into_iter().map(|f| f.address).collect()),
-            Err(r) if r.code() >= 500 => Ok(vec![address.to_owned()]),
+            Ok(Resolved::Mailbox { address, .. }) => Ok(vec![(address, Agent::Mailbox)]),
+            Ok(Resolved::Finals(f)) => Ok(f.into_iter().map(|f| (f.address, f.agent)).collect()),
+            Err(r) if r.code() >= 500 => Ok(vec![(address.to_owned(), Agent::Mailbox)]),
             Err(r) => Err(r.to_wire(true).trim_end().to_owned()),
         }
     }

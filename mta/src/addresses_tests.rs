@@ -157,3 +157,154 @@ proptest::proptest! {
         }
     }
 }
+
+/// A scratch directory for alias files, removed at the end.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!(
+            "pochta-mta-addresses-{tag}-{}-{}",
+            std::process::id(),
+            now_secs()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+
+    /// Writes `name`, owned by `user` when the tests run as root (else by ourselves).
+    fn file(&self, name: &str, text: &str, user: &str) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        if nix::unistd::Uid::effective().is_root() {
+            let u = nix::unistd::User::from_name(user).unwrap().unwrap();
+            nix::unistd::chown(&p, Some(u.uid), Some(u.gid)).unwrap();
+        }
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `[server] user = "nobody"` when root (the mta then runs as nobody), else nothing (it runs
+/// as ourselves).
+fn server_user() -> &'static str {
+    if nix::unistd::Uid::effective().is_root() {
+        "[server]\nuser = \"nobody\"\n"
+    } else {
+        ""
+    }
+}
+
+fn book_with_aliases(path: &std::path::Path) -> Result<AddressBook, String> {
+    let text = format!(
+        "{}[smtpd]\nhostname = \"mx.pochta.test\"\nlocal_domains = [\"pochta.test\"]\n\
+         [aliases]\nalias_maps = [\"{}\"]\nallow_mail_to_commands = true\n\
+         allow_mail_to_files = true\n",
+        server_user(),
+        path.display()
+    );
+    let cfg: Config = toml::from_str(&text).unwrap();
+    AddressBook::load(&cfg)
+}
+
+/// aliases(5) commands and files become finals with their agent: the command or path as
+/// the address, the alias that named them (with the extension when it was addressed
+/// directly), the client's address as orig.
+#[test]
+fn commands_and_files_become_local_agent_finals() {
+    let dir = Scratch::new("agents");
+    let aliases = dir.file(
+        "aliases",
+        "log: \"|/bin/sh -c 'cat > /tmp/x'\"\narchive: /var/mail/archive.mbox\n\
+         team: log, archive, alice\n",
+        "nobody",
+    );
+    let b = book_with_aliases(&aliases).unwrap();
+    let owner = std::fs::metadata(&aliases).unwrap();
+    let uid = std::os::unix::fs::MetadataExt::uid(&owner);
+    let Ok(Resolved::Finals(f)) = resolve(&b, "team@pochta.test", STRANGER) else {
+        panic!("team@ is an alias");
+    };
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert_eq!(f[0].address, "/bin/sh -c 'cat > /tmp/x'");
+    let log = LocalAlias {
+        user: "log".into(),
+        address: "log@pochta.test".into(),
+    };
+    match &f[0].agent {
+        Agent::Command { uid: u, alias, .. } => {
+            assert_eq!(*u, uid);
+            assert_eq!(alias, &log);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f[0].orig.as_deref(), Some("team@pochta.test"));
+    assert!(!f[0].forwarded);
+    assert_eq!(f[1].address, "/var/mail/archive.mbox");
+    assert!(matches!(&f[1].agent, Agent::File { alias, .. } if alias.user == "archive"));
+    assert_eq!(f[2].address, "alice@pochta.test");
+    assert_eq!(f[2].agent, Agent::Mailbox);
+    assert_eq!(
+        f[0].dedup_key(),
+        format!("command {uid} /bin/sh -c 'cat > /tmp/x'")
+    );
+    assert_eq!(f[2].dedup_key(), "mailbox alice@pochta.test");
+
+    // Addressed directly, with an extension: RECIPIENT keeps it.
+    let Ok(Resolved::Finals(f)) = resolve(&b, "Log+Debug@pochta.test", STRANGER) else {
+        panic!("log+debug@ is an alias");
+    };
+    match &f[0].agent {
+        Agent::Command { alias, .. } => {
+            assert_eq!(alias.user, "log");
+            assert_eq!(alias.address, "log+debug@pochta.test");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f[0].orig.as_deref(), Some("Log+Debug@pochta.test"));
+
+    // Notices follow the aliases into the command too; the queue asks whether it may.
+    let to = pochta_queue::AddressPolicy::expand(&b, "log@pochta.test").unwrap();
+    assert!(matches!(&to[..], [(c, Agent::Command { .. })] if c.starts_with("/bin/sh")));
+    assert!(pochta_queue::AddressPolicy::allows(&b, &to[0].1));
+    assert!(!pochta_queue::AddressPolicy::allows(&plain(), &to[0].1));
+
+    // A client writing a command as its address gets an ordinary (refused) mailbox.
+    assert!(resolve(&b, "\"|/bin/sh\"@pochta.test", STRANGER)
+        .map_or(true, |r| matches!(r, Resolved::Mailbox { .. })));
+}
+
+/// Targets that would run as another user than the mta's are refused at load, naming the
+/// file and both users; the same file without commands or files is fine.
+#[test]
+fn foreign_owned_command_tables_are_refused() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return; // needs chown to another user
+    }
+    let dir = Scratch::new("foreign");
+    let aliases = dir.file("aliases", "log: |/usr/bin/logger\n", "daemon");
+    let err = book_with_aliases(&aliases).err().unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "{} is owned by daemon but pochta-mta runs as nobody: |command and /file targets \
+             would not run as their owner; chown the file to nobody",
+            aliases.display()
+        )
+    );
+    let plain_aliases = dir.file("plain", "team: alice\n", "daemon");
+    assert!(book_with_aliases(&plain_aliases).is_ok());
+    // Without the settings the crate's own refusal speaks (file:line).
+    let cfg: Config = toml::from_str(&format!(
+        "[smtpd]\nhostname = \"mx.pochta.test\"\n[aliases]\nalias_maps = [\"{}\"]\n",
+        aliases.display()
+    ))
+    .unwrap();
+    let err = AddressBook::load(&cfg).err().unwrap();
+    assert!(err.contains(&format!("{}:1:", aliases.display())), "{err}");
+}

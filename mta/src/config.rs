@@ -26,12 +26,20 @@ pub struct Config {
     pub auth: AuthSection,
     #[serde(default)]
     pub queue: QueueConfig,
+    /// `[delivery]` (pochta-queue's table): LMTP, retries, notices, and `command_time_limit`
+    /// — how long an aliases(5) `|command` may run before its process group is killed and
+    /// the recipient deferred (Postfix command_time_limit, default 1000s).
     #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
-    #[serde(default)]
     /// The address tables (pochta-aliases owns the table: `pochta aliases` reads it too).
+    /// `allow_mail_to_commands` / `allow_mail_to_files` (default off, as a config error for
+    /// any `|command` or `/file` line) let aliases(5) deliver to commands and mbox files, as
+    /// Postfix's local(8) does; they run as the mta's `[server] user`, so an aliases file
+    /// naming them must belong to that user (checked at load: `--check-config`, start,
+    /// SIGHUP), never root.
+    #[serde(default)]
     pub aliases: pochta_aliases::TableConfig,
     #[serde(default)]
     pub srs: SrsSection,

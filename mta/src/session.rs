@@ -25,7 +25,8 @@ struct Txn {
     /// address already taken by an earlier RCPT is left out (one copy per mailbox, as
     /// Postfix's duplicate filter), so a RCPT may have none.
     accepted: Vec<Vec<Final>>,
-    /// Lower-cased final addresses so far.
+    /// Final deliveries so far ([`Final::dedup_key`]: mailboxes without case, commands and
+    /// files as written).
     seen: std::collections::HashSet<String>,
 }
 
@@ -217,7 +218,7 @@ impl Driver {
                         let seen = &mut self.txn.seen;
                         let fresh = finals
                             .into_iter()
-                            .filter(|f| seen.insert(f.address.to_ascii_lowercase()))
+                            .filter(|f| seen.insert(f.dedup_key()))
                             .collect();
                         self.txn.accepted.push(fresh);
                         s.accept();
@@ -350,12 +351,7 @@ impl Driver {
             .lookup(&lookup, &self.settings.service, self.peer_ip, None)
             .await;
         let shown = orig.as_deref().unwrap_or(&address).to_owned();
-        let accept = Final {
-            address,
-            orig,
-            forwarded: false,
-            sender: None,
-        };
+        let accept = Final::mailbox(address, orig, false);
         match found {
             Ok(Some(_)) => Ok(vec![accept]),
             // RFC 5321 §4.5.1: the postmaster is always accepted; without a mailbox or an
@@ -513,11 +509,14 @@ impl Driver {
                     (None, true, Some(rewritten)) => rewritten.clone(),
                     _ => sender.to_owned(),
                 };
+                // The agent comes from the alias expansion only (Final::agent), never from
+                // the address a client wrote.
                 let rcpt = NewRecipient {
                     address: f.address,
                     orig: f.orig,
                     orcpt: r.params.orcpt.clone(),
                     notify: r.params.notify,
+                    agent: f.agent,
                 };
                 match groups.iter_mut().find(|(s, _)| *s == env_sender) {
                     Some((_, list)) => list.push(rcpt),

@@ -4,11 +4,14 @@
 //! duplicate recipients delivered once, case-insensitive users, SIGHUP adding a domain and
 //! re-reading the tables (a bad table keeps the running ones), bad tables refused with
 //! file:line by `--check-config` and `newaliases`, and forwarding to another domain through a
-//! relayhost (smtp-sink) with SRS applied and reversed for the bounce coming back.
+//! relayhost (smtp-sink) with SRS applied and reversed for the bounce coming back; aliases(5)
+//! `|command` and `/file` targets delivered by the queue's local agent (message, environment,
+//! mbox format, exit codes, time limit) and refused at `--check-config` when their aliases
+//! file belongs to another user than the mta's.
 
 use crate::config::daemon_bin;
 use crate::harness::*;
-use crate::mta::{wait_for, Peers, Stack, DOMAIN, HOST};
+use crate::mta::{chown_test_user, wait_for, Peers, Stack, DOMAIN, HOST};
 use crate::outbound::peers::Sink;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,17 @@ fn transaction(
     from: &str,
     rcpts: &[&str],
     subject: &str,
+) -> (Vec<String>, Option<String>) {
+    transaction_with_body(port, from, rcpts, subject, &format!("body of {subject}"))
+}
+
+/// [`transaction`] with the body's lines given (CRLF-separated, no dot-stuffing needed).
+fn transaction_with_body(
+    port: u16,
+    from: &str,
+    rcpts: &[&str],
+    subject: &str,
+    body: &str,
 ) -> (Vec<String>, Option<String>) {
     let mut c = connect(port);
     assert!(c.line().starts_with("220"));
@@ -37,7 +51,7 @@ fn transaction(
     let end = if replies.iter().any(|r| r.starts_with("250")) {
         assert!(c.cmd("DATA").starts_with("354"));
         c.send(&format!(
-            "From: <{from}>\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n.\r\n"
+            "From: <{from}>\r\nSubject: {subject}\r\n\r\n{body}\r\n.\r\n"
         ));
         Some(c.line())
     } else {
@@ -76,7 +90,13 @@ const ALIASES: &str = "# system aliases\npostmaster: root\nabuse: postmaster\n\
 
 /// The stack most tests use: pochta.test (myorigin) and other.test local, aliases + virtual.
 fn stack(dir: &TempDir, virtual_table: &str, more: &str) -> Stack {
-    let aliases = table(dir, "aliases", ALIASES);
+    stack_with_aliases(dir, ALIASES, virtual_table, more)
+}
+
+/// [`stack`] with other aliases(5) lines; the file belongs to the daemons' user.
+fn stack_with_aliases(dir: &TempDir, aliases: &str, virtual_table: &str, more: &str) -> Stack {
+    let aliases = table(dir, "aliases", aliases);
+    chown_test_user(&aliases);
     let virt = table(dir, "virtual", virtual_table);
     Stack::start_full(
         Peers::Pochta,
@@ -256,7 +276,12 @@ fn sendmail_root_and_double_bounce_reach_the_admin() {
     assert!(end.starts_with("250"), "{end}");
     st.wait_delivered("alice", "body of bare names");
     st.wait_log("from=<cron@pochta.test>");
-    let (r, _) = transaction(st.smtp, "someone@example.net", &["root"], "bare from outside");
+    let (r, _) = transaction(
+        st.smtp,
+        "someone@example.net",
+        &["root"],
+        "bare from outside",
+    );
     assert!(r[0].starts_with("501"), "{r:?}");
 
     // A bounce (from <>) that cannot be delivered goes to the postmaster, through the aliases:
@@ -481,4 +506,245 @@ fn forwarding_with_srs_and_the_bounce_back() {
     let forged = srs_addr.replacen(&format!("SRS0={hash}="), &format!("SRS0={other}="), 1);
     let (r, _) = transaction(st.smtp, "", &[&forged], "forged");
     assert!(r[0].starts_with("550"), "{forged}: {r:?}");
+}
+
+/// Restarts the stack's mta with `extra` lines added to `[delivery]` (the last table of its
+/// config): keys the running daemon only reads at start.
+fn restart_mta_with_delivery(st: &mut Stack, run: &TempDir, extra: &str) {
+    st.mta.daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    st.mta.daemon.wait_exit(std::time::Duration::from_secs(30));
+    let mut cfg = std::fs::read_to_string(&st.mta.config).unwrap();
+    let last = cfg.rfind("\n[").unwrap();
+    assert!(cfg[last..].starts_with("\n[delivery]\n"), "{cfg}");
+    cfg.push_str(extra);
+    std::fs::write(&st.mta.config, cfg).unwrap();
+    let mut notify = Notify::new(run);
+    let mut cmd = Command::new(daemon_bin("mta"));
+    cmd.arg("-c").arg(&st.mta.config);
+    let mut daemon = Daemon::spawn(cmd, run, &notify);
+    notify.wait_for("READY=1", &mut daemon);
+    st.mta.daemon = daemon;
+}
+
+/// `250 2.0.0 Ok: queued as ID` → ID.
+fn queued_as(reply: &str) -> String {
+    reply
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// aliases(5) `|command` and `/file` targets (allow_mail_to_commands, allow_mail_to_files),
+/// delivered by the queue's local agent as Postfix's local(8) does: the command gets the
+/// message after a From_ line, Return-Path, X-Original-To and Delivered-To, with local(8)'s
+/// environment; the file gets it in mbox format (`>From ` quoting, blank line after), created
+/// 0600; exit 75 defers (mailq lists it with the command's output), exit 67 bounces (5.1.1 to
+/// the sender), a command past command_time_limit is killed and deferred. A table with such
+/// targets owned by another user than the mta's is refused by --check-config.
+#[test]
+fn commands_and_files_in_aliases() {
+    let dir = TempDir::new("aliases-local");
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    chown_test_user(&out);
+    let o = out.display();
+    let aliases = format!(
+        "{ALIASES}\
+         log: \"|/bin/sh -c 'cat > {o}/log.msg; \
+         echo $RECIPIENT $ORIGINAL_RECIPIENT $USER $SENDER $EXTENSION > {o}/log.env'\"\n\
+         archive: {o}/archive.mbox\n\
+         crew: log, archive, alice\n\
+         busy: \"|/bin/sh -c 'echo mailbox busy; exit 75'\"\n\
+         nolist: \"|/bin/sh -c 'echo no such list; exit 67'\"\n\
+         hang: \"|/bin/sh -c 'echo $$ > {o}/hang.pid; sleep 600'\"\n"
+    );
+    let mut st = stack_with_aliases(
+        &dir,
+        &aliases,
+        "",
+        "allow_mail_to_commands = true\nallow_mail_to_files = true\n",
+    );
+    let run = TempDir::new("aliases-local-run");
+    restart_mta_with_delivery(&mut st, &run, "command_time_limit = \"3s\"\n");
+
+    // crew@ → the command, the mbox file and alice's mailbox, one message.
+    let body = "From the start of a line\r\nbody of local-1";
+    let (r, end) = transaction_with_body(
+        st.smtp,
+        "someone@example.net",
+        &["crew@pochta.test"],
+        "local-1",
+        body,
+    );
+    assert!(r[0].starts_with("250"), "{r:?}\n{}", st.log());
+    assert!(end.unwrap().starts_with("250"));
+    st.wait_delivered("alice", "body of local-1");
+    let log_msg = out.join("log.msg");
+    wait_for(
+        || std::fs::read_to_string(&log_msg).is_ok_and(|t| t.contains("body of local-1")),
+        "the command's copy",
+    );
+    let got = std::fs::read_to_string(&log_msg).unwrap();
+    assert!(got.starts_with("From someone@example.net  "), "{got}");
+    let head = "\nReturn-Path: <someone@example.net>\nX-Original-To: crew@pochta.test\n\
+                Delivered-To: log@pochta.test\n";
+    assert!(got.contains(head), "{got}");
+    // Commands get the body as it is (no quoting), LF line ends.
+    assert!(got.contains("\nFrom the start of a line\n"), "{got}");
+    assert!(!got.contains('\r'), "{got:?}");
+    let env = std::fs::read_to_string(out.join("log.env")).unwrap();
+    assert_eq!(
+        env,
+        "log@pochta.test crew@pochta.test log someone@example.net\n"
+    );
+    let mbox_path = out.join("archive.mbox");
+    wait_for(
+        || std::fs::read_to_string(&mbox_path).is_ok_and(|t| t.contains("body of local-1")),
+        "the mbox copy",
+    );
+    let mbox = std::fs::read_to_string(&mbox_path).unwrap();
+    assert!(mbox.starts_with("From someone@example.net  "), "{mbox}");
+    // Delivered-To names the alias whose value held the target.
+    let mbox_head = head.replace("Delivered-To: log@", "Delivered-To: archive@");
+    assert!(mbox.contains(&mbox_head), "{mbox}");
+    assert!(mbox.contains("\n>From the start of a line\n"), "{mbox}");
+    assert!(mbox.ends_with("body of local-1\n\n"), "{mbox:?}");
+    let meta = std::fs::metadata(&mbox_path).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+        0o600
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        crate::mta::test_uid()
+    );
+    let cmd_text = format!(
+        "/bin/sh -c 'cat > {o}/log.msg; echo $RECIPIENT $ORIGINAL_RECIPIENT $USER $SENDER \
+         $EXTENSION > {o}/log.env'"
+    );
+    st.wait_log(&format!(
+        "to=<|{cmd_text}>, orig_to=<crew@pochta.test>, relay=local,"
+    ));
+    st.wait_log(&format!("status=sent (delivered to command: {cmd_text})"));
+    st.wait_log(&format!(
+        "to=<{o}/archive.mbox>, orig_to=<crew@pochta.test>, relay=local,"
+    ));
+    st.wait_log(&format!(
+        "status=sent (delivered to file: {o}/archive.mbox)"
+    ));
+
+    // Addressed directly with an extension: RECIPIENT and EXTENSION say so; a second mbox
+    // message follows the first.
+    let (r, _) = transaction(
+        st.smtp,
+        "someone@example.net",
+        &["log+news@pochta.test", "archive@pochta.test"],
+        "local-2",
+    );
+    assert!(r.iter().all(|l| l.starts_with("250")), "{r:?}");
+    wait_for(
+        || std::fs::read_to_string(out.join("log.env")).is_ok_and(|t| t.ends_with(" news\n")),
+        "the second command run",
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("log.env")).unwrap(),
+        "log+news@pochta.test log+news@pochta.test log someone@example.net news\n"
+    );
+    wait_for(
+        || std::fs::read_to_string(&mbox_path).is_ok_and(|t| t.contains("body of local-2")),
+        "the second mbox message",
+    );
+    let mbox = std::fs::read_to_string(&mbox_path).unwrap();
+    assert_eq!(
+        mbox.matches("\nFrom someone@example.net  ").count(),
+        1,
+        "{mbox}"
+    );
+    assert!(
+        mbox.contains("body of local-1\n\nFrom someone@example.net  "),
+        "{mbox}"
+    );
+
+    // Exit 75 (EX_TEMPFAIL): deferred with the command's output, listed by mailq.
+    let (r, end) = transaction(st.smtp, "alice@pochta.test", &["busy@pochta.test"], "busy");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    let id = queued_as(&end.unwrap());
+    st.wait_log(&format!(
+        "{id}: to=<|/bin/sh -c 'echo mailbox busy; exit 75'>, orig_to=<busy@pochta.test>, \
+         relay=local,"
+    ));
+    st.wait_log("status=deferred (temporary failure. Command output: mailbox busy)");
+    st.assert_queued(&id, "|/bin/sh -c 'echo mailbox busy; exit 75'");
+
+    // Exit 67 (EX_NOUSER): bounced as 5.1.1, the sender hears of it.
+    let (r, _) = transaction(
+        st.smtp,
+        "alice@pochta.test",
+        &["nolist@pochta.test"],
+        "nolist",
+    );
+    assert!(r[0].starts_with("250"), "{r:?}");
+    st.wait_log("dsn=5.1.1, status=bounced (user unknown. Command output: no such list)");
+    let notice = st.wait_delivered("alice", "user unknown. Command output: no such list");
+    assert!(
+        notice.contains("<nolist@pochta.test>: user unknown"),
+        "{notice}"
+    );
+    assert!(notice.contains("Status: 5.1.1"), "{notice}");
+
+    // A command that hangs: killed after command_time_limit (3s here) and deferred.
+    let (r, end) = transaction(st.smtp, "alice@pochta.test", &["hang@pochta.test"], "hang");
+    assert!(r[0].starts_with("250"), "{r:?}");
+    let id = queued_as(&end.unwrap());
+    let log = st.wait_log("status=deferred (Command time limit exceeded:");
+    assert!(
+        log.contains(&format!("{id}: to=<|/bin/sh -c 'echo $$")),
+        "{log}"
+    );
+    st.assert_queued(&id, "|/bin/sh -c 'echo $$");
+    let pid: i32 = std::fs::read_to_string(out.join("hang.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(
+        || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.split(' ').nth(2) == Some("Z")
+        },
+        "the hung command killed",
+    );
+
+    // A table with a command, owned by somebody else than the mta's user: refused.
+    if nix::unistd::Uid::effective().is_root() {
+        let foreign = table(&dir, "foreign-aliases", "log: |/usr/bin/logger\n");
+        let daemon = nix::unistd::User::from_name("daemon").unwrap().unwrap();
+        nix::unistd::chown(&foreign, Some(daemon.uid), Some(daemon.gid)).unwrap();
+        let cfg = table(
+            &dir,
+            "foreign.toml",
+            &as_test_user(&format!(
+                "[[listener]]\nservice = \"smtp\"\naddress = \"127.0.0.1:25\"\n\n\
+                 [smtpd]\nhostname = \"{HOST}\"\nlocal_domains = [\"{DOMAIN}\"]\n\n\
+                 [aliases]\nalias_maps = [\"{}\"]\nallow_mail_to_commands = true\n",
+                foreign.display()
+            )),
+        );
+        let out = Command::new(daemon_bin("mta"))
+            .args(["--check-config", "-c", cfg.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{} is owned by daemon but pochta-mta runs as nobody: |command and /file \
+                 targets would not run as their owner; chown the file to nobody",
+                foreign.display()
+            )),
+            "{err}"
+        );
+    }
 }

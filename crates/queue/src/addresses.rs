@@ -5,6 +5,7 @@
 //! cleanup). Because the runner reads it at each routing decision, a domain added to
 //! `local_domains` with SIGHUP is delivered locally without a restart.
 
+use crate::Agent;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -14,9 +15,17 @@ pub trait AddressPolicy: Send + Sync {
     fn is_local_domain(&self, domain: &str) -> bool;
     /// The domain a bare name gets (Postfix myorigin).
     fn myorigin(&self) -> &str;
-    /// Final recipients of `address` after alias expansion (itself when no alias applies).
+    /// Final recipients of `address` after alias expansion (itself when no alias applies),
+    /// each with its delivery agent (an aliases(5) `|command` or `/file` target comes back
+    /// as the command or path with [`Agent::Command`] / [`Agent::File`]).
     /// `Err`: the expansion failed (loop, limit); the text says why.
-    fn expand(&self, address: &str) -> Result<Vec<String>, String>;
+    fn expand(&self, address: &str) -> Result<Vec<(String, Agent)>, String>;
+    /// Whether deliveries by `agent` are enabled now (Postfix allow_mail_to_commands /
+    /// allow_mail_to_files, checked again at delivery as local(8) does, so turning them off
+    /// stops queued ones too). Default: mailboxes only.
+    fn allows(&self, agent: &Agent) -> bool {
+        matches!(agent, Agent::Mailbox)
+    }
 }
 
 /// No aliases; every domain local. What the queue uses when the mta gives it nothing.
@@ -29,8 +38,8 @@ impl AddressPolicy for AllLocal {
     fn myorigin(&self) -> &str {
         "localhost"
     }
-    fn expand(&self, address: &str) -> Result<Vec<String>, String> {
-        Ok(vec![address.to_owned()])
+    fn expand(&self, address: &str) -> Result<Vec<(String, Agent)>, String> {
+        Ok(vec![(address.to_owned(), Agent::Mailbox)])
     }
 }
 

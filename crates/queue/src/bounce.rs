@@ -24,7 +24,7 @@
 use crate::config::DeliveryConfig;
 use crate::deliver::{route, Route};
 use crate::dsn::{self, Kind, Report};
-use crate::file::{Envelope, RcptState, RcptStatus};
+use crate::file::{Agent, Envelope, RcptState, RcptStatus};
 use crate::spool::{NewMessage, NewRecipient, Spool};
 use pochta_smtp::Body;
 
@@ -81,7 +81,10 @@ fn success_wanted(cfg: &DeliveryConfig, env: &Envelope, i: usize) -> bool {
     let r = &env.recipients[i];
     !env.sender.is_empty()
         && r.notify.is_some_and(|n| n.success && !n.never)
-        && route(&*cfg.addresses.current(), r) == Route::Lmtp
+        && matches!(
+            route(&*cfg.addresses.current(), r),
+            Route::Lmtp | Route::Local
+        )
 }
 
 /// When a delay notice is due for recipient `i` (None: never).
@@ -304,11 +307,13 @@ async fn enqueue(
         })?;
     let recipients = finals
         .into_iter()
-        .map(|address| NewRecipient {
-            orig: (!address.eq_ignore_ascii_case(to)).then(|| to.to_owned()),
+        .map(|(address, agent)| NewRecipient {
+            orig: (!address.eq_ignore_ascii_case(to) || agent != Agent::Mailbox)
+                .then(|| to.to_owned()),
             address,
             orcpt: None,
             notify: None,
+            agent,
         })
         .collect();
     let msg = NewMessage {

@@ -18,8 +18,8 @@ impl crate::AddressPolicy for TestDomain {
     fn myorigin(&self) -> &str {
         self.0
     }
-    fn expand(&self, address: &str) -> Result<Vec<String>, String> {
-        Ok(vec![address.to_owned()])
+    fn expand(&self, address: &str) -> Result<Vec<(String, crate::Agent)>, String> {
+        Ok(vec![(address.to_owned(), crate::Agent::Mailbox)])
     }
 }
 
@@ -49,6 +49,7 @@ fn env(sender: &str, notify: &[Option<Notify>]) -> Envelope {
                 notify: *n,
                 orcpt: None,
                 orig: None,
+                agent: Default::default(),
             })
             .collect(),
         envid: None,

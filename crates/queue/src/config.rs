@@ -27,7 +27,8 @@ impl Default for QueueConfig {
     }
 }
 
-/// `[delivery]`: the local LMTP endpoint and retry policy.
+/// `[delivery]`: the local LMTP endpoint, the local delivery agent's command time limit, and
+/// the retry policy.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
@@ -81,6 +82,9 @@ pub struct DeliveryConfig {
     /// postmaster notice that fails too is dropped and logged (Postfix
     /// 2bounce_notice_recipient).
     pub double_bounce_recipient: String,
+    /// Longest run of an aliases(5) `|command` delivery; then its process group is killed
+    /// and the recipient deferred (Postfix command_time_limit, 1000s).
+    pub command_time_limit: DurationStr,
     /// Remote delivery (pochta-outbound). Not a key of `[delivery]`: the mta builds it from
     /// its `[outbound]` table.
     #[serde(skip)]
@@ -108,6 +112,7 @@ impl Default for DeliveryConfig {
             bounce_queue_lifetime: DurationStr(Duration::from_secs(5 * 86400)),
             bounce_size_limit: 50_000,
             double_bounce_recipient: "postmaster".to_owned(),
+            command_time_limit: DurationStr(Duration::from_secs(1000)),
             outbound: Default::default(),
         }
     }
@@ -190,7 +195,7 @@ mod tests {
     fn parses_and_defaults() {
         let d: Doc = toml::from_str(
             "[queue]\ndir = \"/tmp/q\"\n[delivery]\nlmtp = \"inet:127.0.0.1:24\"\n\
-             minimal_backoff = \"1m\"\nmaximal_backoff = 3600\n",
+             minimal_backoff = \"1m\"\nmaximal_backoff = 3600\ncommand_time_limit = \"2s\"\n",
         )
         .unwrap();
         let q = d.queue.unwrap();
@@ -206,6 +211,11 @@ mod tests {
         assert_eq!(dl.minimal_backoff.0, Duration::from_secs(60));
         assert_eq!(dl.maximal_backoff.0, Duration::from_secs(3600));
         assert_eq!(dl.concurrency, 20);
+        assert_eq!(dl.command_time_limit.0, Duration::from_secs(2));
+        assert_eq!(
+            DeliveryConfig::default().command_time_limit.0,
+            Duration::from_secs(1000)
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! One delivery attempt of one message: load it, send its open recipients over LMTP, apply the
-//! per-recipient results (2xx delivered, 4xx deferred with backoff, 5xx bounced), persist
-//! them, log each in Postfix's shape, then send the notices they call for ([`crate::bounce`])
-//! and remove the message once every recipient is done.
+//! One delivery attempt of one message: load it, send its open recipients on their way (other
+//! domains to [`crate::remote`], aliases(5) commands and files to [`crate::local_agent`], the
+//! rest over LMTP), apply the per-recipient results (2xx delivered, 4xx deferred with backoff,
+//! 5xx bounced), persist them, log each in Postfix's shape, then send the notices they call
+//! for ([`crate::bounce`]) and remove the message once every recipient is done.
 
 use crate::bounce::{self, Notifier};
 use crate::config::DeliveryConfig;
-use crate::file::{Parsed, RcptState, RcptStatus, StoredRecipient};
+use crate::file::{Agent, Parsed, RcptState, RcptStatus, StoredRecipient};
+use crate::local_agent::{self, LocalOutcome};
 use crate::pool::{Pool, Pooled};
 use crate::spool::{self, QueueError, Spool};
 use crate::{now_ms, AddressPolicy, QueueId};
@@ -24,17 +26,25 @@ pub(crate) struct Ctx {
     pub(crate) notifier: Notifier,
 }
 
-/// Where a recipient goes: local LMTP, or SMTP to another domain's MX ([`crate::remote`]).
+/// Where a recipient goes: local LMTP, SMTP to another domain's MX ([`crate::remote`]), or
+/// the local delivery agent for commands and files ([`crate::local_agent`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     Lmtp,
     /// Another domain: SMTP to its MX through pochta-outbound.
     Remote,
+    /// An aliases(5) `|command` or `/file`.
+    Local,
 }
 
-/// The routing hook: recipients in the mta's local domains (as they are now, after any
-/// reload) go to LMTP. A trailing dot (`example.org.`) names the same domain.
+/// The routing hook: a recipient whose queue record says command or file goes to the local
+/// agent (only that record decides: never the address text, which a client wrote);
+/// recipients in the mta's local domains (as they are now, after any reload) go to LMTP. A
+/// trailing dot (`example.org.`) names the same domain.
 pub(crate) fn route(policy: &dyn AddressPolicy, rcpt: &StoredRecipient) -> Route {
+    if rcpt.agent != Agent::Mailbox {
+        return Route::Local;
+    }
     let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
     let domain = domain.strip_suffix('.').unwrap_or(domain);
     if policy.is_local_domain(domain) {
@@ -69,6 +79,8 @@ pub(crate) enum Outcome {
         dsn: String,
         text: String,
     },
+    /// The local delivery agent's verdict (command or file).
+    Local(LocalOutcome),
 }
 
 /// Delivers what is open in `id`; returns when to try again (None: nothing left to schedule —
@@ -104,9 +116,17 @@ pub(crate) async fn attempt(
         return finish(&ctx, &id, &parsed, &bytes, &[]).await;
     }
     let policy = ctx.cfg.addresses.current();
-    let (lmtp, remote): (Vec<usize>, Vec<usize>) = open
-        .iter()
-        .partition(|&&i| route(&*policy, &parsed.envelope.recipients[i]) == Route::Lmtp);
+    let routed = |r: Route| -> Vec<usize> {
+        open.iter()
+            .copied()
+            .filter(|&i| route(&*policy, &parsed.envelope.recipients[i]) == r)
+            .collect()
+    };
+    let (lmtp, remote, local) = (
+        routed(Route::Lmtp),
+        routed(Route::Remote),
+        routed(Route::Local),
+    );
     let mut changes = Vec::new();
     let now = now_ms();
     let start_ms = now;
@@ -130,6 +150,46 @@ pub(crate) async fn attempt(
              status={status_word} ({text})",
             parsed.envelope.recipients[i].address,
             orig_to(&parsed.envelope.recipients[i]),
+        );
+        changes.push((i, st));
+    }
+    for &i in &local {
+        let rcpt = &parsed.envelope.recipients[i];
+        let start_ms = now_ms();
+        let started = Instant::now();
+        let outcome = if policy.allows(&rcpt.agent) {
+            let d = local_agent::Delivery::new(&parsed, i, &bytes[parsed.content.clone()]);
+            local_agent::deliver(&ctx.cfg, &d).await
+        } else {
+            // Turned off (and reloaded) since the message was accepted: kept until it is on
+            // again or the queue lifetime ends.
+            let kind = rcpt.agent.kind();
+            LocalOutcome {
+                class: 4,
+                dsn: "4.7.1".into(),
+                text: format!("mail to {kind} is restricted: aliases.allow_mail_to_{kind}s is off"),
+                diag: String::new(),
+            }
+        };
+        let now = now_ms();
+        let outcome = Outcome::Local(outcome);
+        let (st, dsn, status_word, text) = apply(
+            &ctx.cfg,
+            &parsed,
+            &parsed.states[i],
+            Some(&outcome),
+            now,
+            "local",
+        );
+        let delay = secs(now.saturating_sub(parsed.envelope.arrival_ms));
+        let a = secs(picked_ms.saturating_sub(parsed.envelope.arrival_ms));
+        let b = secs(start_ms.saturating_sub(picked_ms));
+        tracing::info!(
+            "{id}: to=<{}>,{} relay=local, delay={delay}, delays={a}/{b}/0/{}, dsn={dsn}, \
+             status={status_word} ({text})",
+            rcpt.shown(),
+            orig_to(rcpt),
+            fmt_secs(started.elapsed()),
         );
         changes.push((i, st));
     }
@@ -367,6 +427,7 @@ fn apply(
         Some(Outcome::Error(t)) => (4, "4.4.2".to_owned(), t.clone()),
         Some(Outcome::Temporary { dsn, text }) => (4, dsn.clone(), text.clone()),
         Some(Outcome::Permanent { dsn, text }) => (5, dsn.clone(), text.clone()),
+        Some(Outcome::Local(o)) => (o.class, o.dsn.clone(), o.text.clone()),
         None => (
             4,
             "4.4.0".to_owned(),
@@ -375,6 +436,7 @@ fn apply(
     };
     let diag = match outcome {
         Some(Outcome::Reply(o)) => format!("smtp; {}", o.reply),
+        Some(Outcome::Local(o)) if !o.diag.is_empty() => o.diag.clone(),
         _ => format!("X-Postfix; {text}"),
     };
     let mut st = RcptState {
@@ -467,6 +529,7 @@ mod tests {
                 notify: None,
                 orcpt: None,
                 orig: None,
+                agent: Agent::Mailbox,
             }],
             envid: None,
             ret: None,
@@ -543,6 +606,27 @@ mod tests {
         assert!(st
             .reason
             .starts_with("message expired in the queue: connect to r"));
+    }
+
+    /// Only the queue record's agent sends a recipient to the local agent: an address that
+    /// looks like a command or a file is routed by its domain like any other.
+    #[test]
+    fn route_follows_the_record_not_the_address() {
+        let policy = crate::Addresses::default().current();
+        let mut r = parsed(0).envelope.recipients[0].clone();
+        for text in ["|/bin/sh -c id@y", "/etc/passwd", "|cmd"] {
+            r.address = text.into();
+            assert_eq!(route(&*policy, &r), Route::Lmtp, "{text}");
+        }
+        r.agent = Agent::File {
+            uid: 1,
+            gid: 1,
+            alias: Default::default(),
+        };
+        assert_eq!(route(&*policy, &r), Route::Local);
+        // And the default policy (no mta) allows no local agent at all.
+        assert!(!policy.allows(&r.agent));
+        assert!(policy.allows(&Agent::Mailbox));
     }
 
     #[test]

@@ -229,12 +229,16 @@ fn human_text(r: &Report<'_>, host: &str) -> String {
         } else {
             clean_text(&st.reason)
         };
-        // Postfix names the address the sender used when aliases changed it.
+        // Postfix names the address the sender used when aliases changed it; a command or
+        // file is reported as the alias that named it (the reason names the command).
+        let shown = rcpt.reported();
         let expanded = match &rcpt.orig {
-            Some(o) => format!(" (expanded from <{}>)", clean_text(o)),
-            None => String::new(),
+            Some(o) if rcpt.agent.alias().is_none() || !o.eq_ignore_ascii_case(shown) => {
+                format!(" (expanded from <{}>)", clean_text(o))
+            }
+            _ => String::new(),
         };
-        let _ = write!(t, "\n<{}>{expanded}: {reason}\n", clean_text(&rcpt.address));
+        let _ = write!(t, "\n<{}>{expanded}: {reason}\n", clean_text(shown));
     }
     t
 }
@@ -251,7 +255,7 @@ fn delivery_status(r: &Report<'_>, host: &str) -> String {
     let _ = writeln!(t, "Arrival-Date: {}", rfc5322_date(env.arrival_ms / 1000));
     for (rcpt, st) in &r.rcpts {
         t.push('\n');
-        let _ = writeln!(t, "Final-Recipient: {}", typed_addr(&rcpt.address));
+        let _ = writeln!(t, "Final-Recipient: {}", typed_addr(rcpt.reported()));
         if let Some(o) = &rcpt.original() {
             let kind = clean_ascii(&o.addr_type);
             let _ = writeln!(t, "Original-Recipient: {kind};{}", xtext(&o.address));

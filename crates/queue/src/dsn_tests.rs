@@ -19,6 +19,7 @@ fn env(sender: &str, rcpts: &[&str]) -> Envelope {
                 notify: None,
                 orcpt: None,
                 orig: None,
+                agent: Default::default(),
             })
             .collect(),
         envid: Some("E=1".into()),
@@ -315,6 +316,7 @@ proptest! {
                 orcpt: (!orcpt.is_empty()).then(|| Orcpt { addr_type: "rfc822".into(),
                                                            address: orcpt }),
                 orig: None,
+                agent: Default::default(),
             });
             let mut st = bounced(&reason);
             st.dsn = dsn.clone();

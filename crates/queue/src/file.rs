@@ -7,7 +7,8 @@
 //! id 0A3F0C2B41\n               arrival 1763894400123\n      (unix milliseconds)
 //! sender <esc>\n                client <esc>\n    [sasl <esc>] [envid <esc>] [ret FULL|HDRS]
 //! [body 7BIT|8BITMIME|BINARYMIME] [smtputf8 1]
-//! rcpt <esc address> <NEVER|SUCCESS,FAILURE,DELAY|-> <esc type>;<esc addr>|-\n   (≥ 1)
+//! rcpt <esc address> <NEVER|SUCCESS,FAILURE,DELAY|-> <esc type>;<esc addr>|-
+//!      [orig=<esc>] [agent=command|file:<uid>:<gid>:<esc user>:<esc alias address>]\n (≥ 1)
 //! content <N>\n <N bytes> \n end <crc32 of everything before "end", 8 hex>\n
 //! r2 <idx> <D|F|B> <attempt ms> <attempts> <next ms> <flags> <esc dsn> <esc relay>
 //!    <esc diag> <esc reason> <crc32 of the line before>\n       (one line)
@@ -18,6 +19,12 @@
 //! outcome was notified (bounce or success DSN sent, or none due), `w` = delay notice sent.
 //! Files written before `r2` existed hold `r <idx> <D|F|B> <attempt ms> <attempts> <next ms>
 //! <esc reason> <crc>` records; they still load (no dsn/relay/diag, nothing notified).
+//!
+//! `agent=` marks a recipient of pochta's local delivery agent (an aliases(5) `|command` or
+//! `/file` target; its address is then the command or the path). Only this field makes a
+//! recipient one: the address text never does (a client may send `RCPT TO:<|cmd@x>`), and a
+//! line without the field (every file written before it existed) is a mailbox. The `<esc>`
+//! parts of `agent=` have `:` escaped too (`+3A`).
 
 use crate::QueueId;
 use pochta_smtp::{Body, Notify, Orcpt, Ret};
@@ -55,9 +62,82 @@ pub struct StoredRecipient {
     /// The address as the client gave it when alias expansion changed it (Postfix's
     /// `orig_to=`; the bounce says "expanded from"). `None`: delivered as given.
     pub orig: Option<String>,
+    /// Who delivers it; [`Agent::Mailbox`] unless the `agent=` field of this very record says
+    /// otherwise.
+    pub agent: Agent,
+}
+
+/// How a recipient is delivered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Agent {
+    /// An address: LMTP for the local domains, SMTP to the MX for the others.
+    #[default]
+    Mailbox,
+    /// An aliases(5) `|command` (the recipient's address, without the `|`), run with the
+    /// message on its standard input (Postfix local(8) deliver_command()).
+    Command {
+        /// The delivery rights: the owner of the aliases file that named it.
+        uid: u32,
+        gid: u32,
+        alias: LocalAlias,
+    },
+    /// An aliases(5) `/file` (the recipient's address), appended to in mbox format (Postfix
+    /// local(8) deliver_file()).
+    File {
+        uid: u32,
+        gid: u32,
+        alias: LocalAlias,
+    },
+}
+
+/// The aliases(5) entry whose value named a command or file, as local(8) describes it to
+/// the command (USER, RECIPIENT, LOCAL, EXTENSION, DOMAIN) and in Delivered-To.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalAlias {
+    /// The alias name without extension (local(8)'s USER, LOGNAME).
+    pub user: String,
+    /// The address being delivered when the alias matched (`log+ext@example.org`):
+    /// local(8)'s RECIPIENT and the Delivered-To header.
+    pub address: String,
+}
+
+impl Agent {
+    /// `command`, `file`, or `mailbox` (logs, errors).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Agent::Mailbox => "mailbox",
+            Agent::Command { .. } => "command",
+            Agent::File { .. } => "file",
+        }
+    }
+
+    /// The alias entry of a command or file.
+    pub fn alias(&self) -> Option<&LocalAlias> {
+        match self {
+            Agent::Mailbox => None,
+            Agent::Command { alias, .. } | Agent::File { alias, .. } => Some(alias),
+        }
+    }
 }
 
 impl StoredRecipient {
+    /// The recipient as logs and mailq show it: `|command` for a command, else the address
+    /// (a file's path, a mailbox).
+    pub fn shown(&self) -> String {
+        match self.agent {
+            Agent::Command { .. } => format!("|{}", self.address),
+            _ => self.address.clone(),
+        }
+    }
+
+    /// The address a notice reports for it (Final-Recipient): the alias for a command or a
+    /// file, as Postfix's local(8) reports its recipient; else the address.
+    pub fn reported(&self) -> &str {
+        self.agent
+            .alias()
+            .map_or(self.address.as_str(), |a| a.address.as_str())
+    }
+
     /// The original recipient for DSNs and for the next hop's ORCPT: the client's ORCPT,
     /// else the address before alias expansion (Postfix sends `ORCPT=rfc822;orig` then too).
     pub fn original(&self) -> Option<Orcpt> {
@@ -216,8 +296,9 @@ pub fn encode(env: &Envelope, content: &[u8]) -> Vec<u8> {
             Some(o) => format!(" orig={}", esc(o)),
             None => String::new(),
         };
+        let agent = encode_agent(&r.agent);
         h.push_str(&format!(
-            "rcpt {} {notify} {orcpt}{orig}\n",
+            "rcpt {} {notify} {orcpt}{orig}{agent}\n",
             esc(&r.address)
         ));
     }
@@ -377,9 +458,11 @@ fn parse_rcpt(val: &str) -> Result<StoredRecipient, FormatError> {
         return Err(corrupt("rcpt fields"));
     };
     let mut orig = None;
+    let mut agent = None;
     for field in f {
         match field.split_once('=') {
             Some(("orig", o)) if orig.is_none() => orig = Some(unesc(o)?),
+            Some(("agent", a)) if agent.is_none() => agent = Some(parse_agent(a)?),
             _ => return Err(corrupt("rcpt fields")),
         }
     }
@@ -402,7 +485,41 @@ fn parse_rcpt(val: &str) -> Result<StoredRecipient, FormatError> {
         notify,
         orcpt,
         orig,
+        agent: agent.unwrap_or_default(),
     })
+}
+
+/// ` agent=command:UID:GID:USER:ALIAS` (or `file:…`); nothing for a mailbox.
+fn encode_agent(agent: &Agent) -> String {
+    let (kind, uid, gid, alias) = match agent {
+        Agent::Mailbox => return String::new(),
+        Agent::Command { uid, gid, alias } => ("command", uid, gid, alias),
+        Agent::File { uid, gid, alias } => ("file", uid, gid, alias),
+    };
+    let part = |s: &str| esc(s).replace(':', "+3A");
+    format!(
+        " agent={kind}:{uid}:{gid}:{}:{}",
+        part(&alias.user),
+        part(&alias.address)
+    )
+}
+
+fn parse_agent(text: &str) -> Result<Agent, FormatError> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let [kind, uid, gid, user, address] = parts.as_slice() else {
+        return Err(corrupt("agent"));
+    };
+    let uid = uid.parse().map_err(|_| corrupt("agent uid"))?;
+    let gid = gid.parse().map_err(|_| corrupt("agent gid"))?;
+    let alias = LocalAlias {
+        user: unesc(user)?,
+        address: unesc(address)?,
+    };
+    match *kind {
+        "command" => Ok(Agent::Command { uid, gid, alias }),
+        "file" => Ok(Agent::File { uid, gid, alias }),
+        _ => Err(corrupt("agent kind")),
+    }
 }
 
 fn parse_record(line: &str, n: usize) -> Option<(usize, RcptState)> {

@@ -14,6 +14,7 @@ fn sample() -> Envelope {
                 notify: None,
                 orcpt: None,
                 orig: None,
+                agent: Agent::Mailbox,
             },
             StoredRecipient {
                 address: "ü;2@pochta.test".into(),
@@ -27,6 +28,35 @@ fn sample() -> Envelope {
                     address: "x y@z".into(),
                 }),
                 orig: Some("Post Master@pochta.test".into()),
+                agent: Agent::Mailbox,
+            },
+            StoredRecipient {
+                address: "/bin/sh -c 'cat >> /tmp/x; exit 0' # a+b;c,d:e=f".into(),
+                notify: None,
+                orcpt: None,
+                orig: Some("log@pochta.test".into()),
+                agent: Agent::Command {
+                    uid: 1000,
+                    gid: 100,
+                    alias: LocalAlias {
+                        user: "lo:g".into(),
+                        address: "lo:g+x=y@pochta.test".into(),
+                    },
+                },
+            },
+            StoredRecipient {
+                address: "/var/mail/archive box".into(),
+                notify: None,
+                orcpt: None,
+                orig: Some("archive@pochta.test".into()),
+                agent: Agent::File {
+                    uid: 4_000_000_000,
+                    gid: 0,
+                    alias: LocalAlias {
+                        user: "archive".into(),
+                        address: "archive@pochta.test".into(),
+                    },
+                },
             },
         ],
         envid: Some("E 1".into()),
@@ -68,6 +98,68 @@ fn roundtrip_with_records() {
     assert_eq!(p.states[1], st);
     assert_eq!(p.states[0], done);
     assert_eq!(p.valid_len, f.len());
+}
+
+/// The agent is the `agent=` field of the rcpt line: written only for commands and files,
+/// read back exactly; files without it (all older ones) are mailboxes.
+#[test]
+fn agent_field_round_trip_and_old_lines() {
+    let env = sample();
+    let f = encode(&env, b"x\r\n");
+    let text = String::from_utf8_lossy(&f);
+    let rcpts: Vec<&str> = text.lines().filter(|l| l.starts_with("rcpt ")).collect();
+    assert!(!rcpts[0].contains("agent=") && !rcpts[1].contains("agent="));
+    assert!(
+        rcpts[2].ends_with(" agent=command:1000:100:lo+3Ag:lo+3Ag+2Bx=y@pochta.test"),
+        "{}",
+        rcpts[2]
+    );
+    assert!(
+        rcpts[3].ends_with(" agent=file:4000000000:0:archive:archive@pochta.test"),
+        "{}",
+        rcpts[3]
+    );
+    let p = parse(&f).unwrap();
+    assert_eq!(p.envelope.recipients, env.recipients);
+    assert_eq!(
+        p.envelope.recipients[2].shown(),
+        format!("|{}", env.recipients[2].address)
+    );
+    assert_eq!(p.envelope.recipients[3].reported(), "archive@pochta.test");
+
+    // A line written before the field existed: a mailbox, even when it looks like a command.
+    let old = "POCHTA-QUEUE 1\nid 0A3F0C2B41\narrival 5\nsender s@x\nclient c\n\
+               rcpt |cmd@x - - orig=log@x\nrcpt /etc/passwd - -\ncontent 3\nx\r\n\n";
+    let mut old = old.as_bytes().to_vec();
+    let crc = crc32(&old);
+    old.extend_from_slice(format!("end {crc:08x}\n").as_bytes());
+    let p = parse(&old).unwrap();
+    assert_eq!(p.envelope.recipients[0].address, "|cmd@x");
+    assert_eq!(p.envelope.recipients[0].agent, Agent::Mailbox);
+    assert_eq!(p.envelope.recipients[1].agent, Agent::Mailbox);
+    assert_eq!(p.envelope.recipients[0].shown(), "|cmd@x");
+
+    // Malformed agent fields are corruption, never a guess.
+    for bad in [
+        "agent=command",
+        "agent=command:1:2:u",
+        "agent=pipe:1:2:u:a@x",
+        "agent=file:-1:2:u:a@x",
+        "agent=file:1:2:u:a@x:extra",
+        "agent=file:1:2:u:a@x agent=file:1:2:u:a@x",
+    ] {
+        let text = format!(
+            "POCHTA-QUEUE 1\nid 0A3F0C2B41\narrival 5\nsender s@x\nclient c\n\
+             rcpt /x - - {bad}\ncontent 1\nx\n"
+        );
+        let mut b = text.into_bytes();
+        let crc = crc32(&b);
+        b.extend_from_slice(format!("end {crc:08x}\n").as_bytes());
+        assert!(
+            matches!(parse(&b), Err(FormatError::Corrupt(_))),
+            "{bad} parsed"
+        );
+    }
 }
 
 #[test]
@@ -127,10 +219,23 @@ fn arb_text() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z@.]{0,12}", "\\PC{0,8}", "[ +;,=%\t-]{0,6}"]
 }
 
+fn arb_agent() -> impl Strategy<Value = Agent> {
+    (0u8..3, any::<u32>(), any::<u32>(), arb_text(), arb_text()).prop_map(
+        |(k, uid, gid, user, address)| {
+            let alias = LocalAlias { user, address };
+            match k {
+                0 => Agent::Mailbox,
+                1 => Agent::Command { uid, gid, alias },
+                _ => Agent::File { uid, gid, alias },
+            }
+        },
+    )
+}
+
 fn arb_env() -> impl Strategy<Value = Envelope> {
     (
         arb_text(),
-        proptest::collection::vec((arb_text(), any::<bool>(), arb_text()), 1..4),
+        proptest::collection::vec((arb_text(), any::<bool>(), arb_text(), arb_agent()), 1..4),
         proptest::option::of(arb_text()),
         any::<bool>(),
         arb_text(),
@@ -142,7 +247,7 @@ fn arb_env() -> impl Strategy<Value = Envelope> {
             sender,
             recipients: rcpts
                 .into_iter()
-                .map(|(a, n, o)| StoredRecipient {
+                .map(|(a, n, o, agent)| StoredRecipient {
                     address: a,
                     notify: n.then(|| Notify {
                         success: true,
@@ -153,6 +258,7 @@ fn arb_env() -> impl Strategy<Value = Envelope> {
                         address: o,
                     }),
                     orig: None,
+                    agent,
                 })
                 .collect(),
             envid,

@@ -8,7 +8,9 @@
 //! ([`spawn_runner`]) keeps an in-memory schedule ordered by next attempt (built once at start,
 //! then fed by enqueues, results and `flush` requests — no periodic rescans) and delivers over
 //! LMTP with per-recipient results, exponential backoff, connection reuse and bounded
-//! concurrency. Recipients that fail for good (5xx, or 4xx past `maximal_queue_lifetime`)
+//! concurrency; other domains go to pochta-outbound, and aliases(5) `|command` and `/file`
+//! recipients (marked so by the queue file's own `agent=` field, never by their address) to
+//! the local delivery agent (`local_agent`: Postfix local(8)'s pipe and mbox delivery). Recipients that fail for good (5xx, or 4xx past `maximal_queue_lifetime`)
 //! are reported to the sender with an RFC 3464 bounce, stuck ones with one delay notice after
 //! `delay_warning_time`, NOTIFY=SUCCESS ones with a success DSN (`bounce`, `dsn`): each notice
 //! is a new queue message from `<>`, committed before the original's records say "notified";
@@ -19,6 +21,8 @@
 //! Trust: the queue files are ours (checksummed; a corrupt one is moved to `corrupt/`, never
 //! deleted); the LMTP server's replies are parsed by pochta-smtp-client with limits. Runs as the
 //! mta's user, which owns the spool directory; admin commands run as that user or root.
+//! Commands and files run with that user's rights only: one whose aliases file belongs to
+//! anybody else is deferred, never run (the mta cannot change users).
 //!
 //! Layout of the spool directory: `queue/` (messages; a file without its checksummed `end`
 //! line is still being written), `hold/` (held by the admin), `corrupt/` (damaged files, kept
@@ -30,7 +34,8 @@
 //! (delivery status notifications, multipart/report), 3463 (enhanced status codes, 4.4.7
 //! for an expired message), 6533 (`utf-8` address type for non-ASCII recipients).
 //!
-//! Dependencies: nix for flock(2); pochta-smtp for the DSN/BODY types the smtpd parses.
+//! Dependencies: nix for flock(2) and killpg(2); pochta-smtp for the DSN/BODY types the smtpd
+//! parses.
 
 #![forbid(unsafe_code)]
 
@@ -42,6 +47,7 @@ mod deliver;
 mod dsn;
 pub mod file;
 mod id;
+mod local_agent;
 pub mod mailq;
 mod pool;
 mod remote;
@@ -51,6 +57,7 @@ mod spool;
 
 pub use addresses::{AddressPolicy, Addresses};
 pub use config::{parse_duration, DeliveryConfig, DurationStr, LmtpEndpoint, QueueConfig};
+pub use file::{Agent, LocalAlias};
 pub use id::QueueId;
 pub use runner::{spawn_runner, FLUSH_SOCKET};
 pub use spool::{NewMessage, NewRecipient, QueueError, Spool};

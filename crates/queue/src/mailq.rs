@@ -58,7 +58,7 @@ pub fn read_queue(dir: &Path) -> Result<Vec<Entry>, QueueError> {
                 .iter()
                 .zip(p.states.iter())
                 .filter(|(_, s)| s.status != RcptStatus::Delivered)
-                .map(|(r, s)| (r.address.clone(), s.clone()))
+                .map(|(r, s)| (r.shown(), s.clone()))
                 .collect();
             out.push(Entry {
                 id,

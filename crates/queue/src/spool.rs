@@ -51,6 +51,10 @@ pub struct NewRecipient {
     pub orig: Option<String>,
     pub orcpt: Option<pochta_smtp::Orcpt>,
     pub notify: Option<pochta_smtp::Notify>,
+    /// Who delivers it: a mailbox (by domain), or an aliases(5) command or file, whose
+    /// `address` is then the command or the path. Set only by the mta's alias expansion,
+    /// never from what a client wrote.
+    pub agent: crate::Agent,
 }
 
 /// Queue failures. For the smtpd every one of them means 451 4.3.0.
@@ -213,6 +217,7 @@ impl Spool {
                     notify: r.notify,
                     orcpt: r.orcpt,
                     orig: r.orig,
+                    agent: r.agent,
                 })
                 .collect(),
             envid: msg.envid,
