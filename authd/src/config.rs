@@ -26,7 +26,7 @@ pub struct Config {
     pub auth: AuthSection,
 }
 
-/// The two protocols authd serves (compat.md §1 and §2).
+/// The two protocols authd serves (docs/formats.md#auth-client-handshake and #auth-userdb).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub enum Service {
     /// SASL for Postfix, Exim, Dovecot and pochta's own daemons.

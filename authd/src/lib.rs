@@ -19,8 +19,9 @@
 //! `[server] user` — an account that can read the passwd-file (Dovecot's `dovenull`/`dovecot`
 //! split is not needed: there are no login processes).
 //!
-//! Specs: Dovecot auth protocol 1.2 (compat.md §1, §2), passwd-file and schemes (§4, through
-//! pochta-password), RFC 4616 (PLAIN), draft-murchison-sasl-login (LOGIN), RFC 2195
+//! Specs: Dovecot auth protocol 1.2 (docs/formats.md#dovecot-auth-protocol), passwd-file and
+//! schemes (docs/formats.md#passwd-file, #password-schemes; through pochta-password),
+//! RFC 4616 (PLAIN), draft-murchison-sasl-login (LOGIN), RFC 2195
 //! (CRAM-MD5), RFC 5802 / RFC 7677 (SCRAM). Dependencies beyond the workspace's: sha1, sha2,
 //! hmac and subtle for the SCRAM exchange's own HMACs and constant-time compares (the stored
 //! keys come from pochta-password), getrandom for nonces and cookies.

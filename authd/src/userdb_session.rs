@@ -1,6 +1,6 @@
 //! The auth-userdb socket: USER, PASS and LIST for LMTP/LDA delivery agents and doveadm, as
 //! Dovecot's auth-master connection answers them. A socket of mode exactly 0666 restricts peers
-//! that are not its owner to lookups of their own uid (compat.md §2.1).
+//! that are not its owner to lookups of their own uid (docs/formats.md#auth-userdb).
 
 use crate::Authd;
 use pochta_auth_proto::{

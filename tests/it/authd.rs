@@ -1,6 +1,6 @@
 //! pochta-authd and pochta-auth-client against real peers: Postfix smtpd with
 //! `smtpd_sasl_type = dovecot`, Dovecot's doveadm, a real Dovecot auth service, and raw bad
-//! input (compat.md §1, §2, §4).
+//! input (docs/formats.md#dovecot-auth-protocol, #passwd-file, #password-schemes).
 
 use crate::harness::*;
 use pochta_auth_client::{

@@ -8,9 +8,10 @@
 //!   user's own and runs as it is). These check the missing-daemons message, the start-up failure
 //!   path with the daemon's own error, supervision and stopping, whatever daemons exist.
 //! - The suite: `SuiteDemo::start(&[daemons])` runs the real `pochta demo` from the target dir on
-//!   the fixed ports of design.md §4 (one at a time: a lock serialises them) and fails loudly when
-//!   a daemon it needs is not built. End-to-end tests go there, e.g. once mta, mda-lmtp, authd,
-//!   imapd and pop3d exist: "mail sent to alice on 2525 is readable over IMAP and POP3 within a
+//!   the fixed ports of docs/architecture.md#the-demo (one at a time: a lock serialises them)
+//!   and fails loudly when a daemon it needs is not built. End-to-end tests go there, e.g.
+//!   once mta, mda-lmtp, authd, imapd and pop3d exist: "mail sent to alice on 2525 is readable
+//!   over IMAP and POP3 within a
 //!   second" = `let demo = SuiteDemo::start(&["authd", "mda-lmtp", "mta", "imapd", "pop3d"]);`,
 //!   send with python smtplib to 127.0.0.1:2525, then log in as alice@pochta.test with
 //!   `demo.password` on 127.0.0.1:1143 and 127.0.0.1:1110.
@@ -477,8 +478,9 @@ fn rejected_config_reports_the_daemons_error() {
     );
 }
 
-/// design.md §4: mail sent to alice@pochta.test on 2525 is readable by alice over IMAP and POP3
-/// within a second — the whole suite through `pochta demo`, real python clients.
+/// docs/architecture.md#the-demo: mail sent to alice@pochta.test on 2525 is readable by alice
+/// over IMAP and POP3 within a second — the whole suite through `pochta demo`, real python
+/// clients.
 #[test]
 fn mail_on_2525_is_readable_over_imap_and_pop3_within_a_second() {
     let demo = SuiteDemo::start(&["authd", "mda-lmtp", "mta", "imapd", "pop3d"]);

@@ -1,4 +1,5 @@
-//! pochta-mailstore against a real Dovecot imap (compat.md §3): mail delivered with the store
+//! pochta-mailstore against a real Dovecot imap (docs/formats.md#maildir-as-dovecot-keeps-it):
+//! mail delivered with the store
 //! crate shows in Dovecot with our UIDs and UIDVALIDITY; after Dovecot stores flags and keywords,
 //! appends, delivers (dovecot-lda), creates and subscribes to a folder, the store crate reads
 //! exactly the same UIDs, flags, keywords, sizes, folders and subscriptions; our flag changes,

@@ -1326,8 +1326,9 @@ fn trusted_network_relays_but_never_address_hacks() {
     replay(Client::tcp(st.smtp), &script);
 }
 
-/// The demo (design.md §4): mail to alice@pochta.test on 2525 is in her Maildir within a
-/// second of the 250; strangers cannot relay on 2525, alice can on 5587 with her password.
+/// The demo (docs/architecture.md#the-demo): mail to alice@pochta.test on 2525 is in her
+/// Maildir within a second of the 250; strangers cannot relay on 2525, alice can on 5587 with
+/// her password.
 #[test]
 fn demo_delivers_on_2525_within_a_second() {
     let demo = crate::demo::SuiteDemo::start(&["authd", "mda-lmtp", "mta"]);

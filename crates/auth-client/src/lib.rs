@@ -19,7 +19,7 @@
 //! Runs inside the calling daemon, as its user; it needs read/write access to the sockets.
 //!
 //! Protocol: Dovecot auth protocol 1.x, auth-client and auth-master/userdb sides (pochta's
-//! compat.md §1, §2); SASL mechanisms are relayed opaquely (RFC 4422).
+//! docs/formats.md#dovecot-auth-protocol); SASL mechanisms are relayed opaquely (RFC 4422).
 //!
 //! ```no_run
 //! use pochta_auth_client::{SaslClient, SaslRequest, SaslStep, UserdbClient};

@@ -1,4 +1,4 @@
-//! The `AUTH` request with every parameter of compat.md §1.4 as a typed field.
+//! The `AUTH` request with every parameter of docs/formats.md#auth-requests as a typed field.
 
 use std::net::IpAddr;
 

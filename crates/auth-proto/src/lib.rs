@@ -23,8 +23,8 @@
 //!
 //! Specifications: Dovecot auth protocol (auth-client protocol major 1, minors 0–4; auth-master
 //! protocol major 1), as documented in Dovecot's `auth_protocol.md` and implemented in
-//! dovecot/core src/auth and src/lib-auth-client (see pochta's compat.md §1–§2); base64 per
-//! RFC 4648 §4 (padding optional on input, like Dovecot).
+//! dovecot/core src/auth and src/lib-auth-client (see docs/formats.md#dovecot-auth-protocol);
+//! base64 per RFC 4648 §4 (padding optional on input, like Dovecot).
 
 #![forbid(unsafe_code)]
 

@@ -124,7 +124,8 @@ impl Mechanism {
         self.name.eq_ignore_ascii_case(name)
     }
 
-    /// Dovecot's flags for the mechanisms it knows (compat.md §1.3); `None` for others.
+    /// Dovecot's flags for the mechanisms it knows (docs/formats.md#mechanisms-and-their-flags);
+    /// `None` for others.
     pub fn dovecot_default(name: &str) -> Option<Self> {
         use MechFlag::*;
         let upper = name.to_ascii_uppercase();

@@ -1,4 +1,5 @@
-//! Lines of the auth-master/auth-userdb protocol (compat.md §2): `USER`, `PASS`, `LIST`
+//! Lines of the auth-master/auth-userdb protocol (docs/formats.md#auth-userdb): `USER`, `PASS`,
+//! `LIST`
 //! requests and their replies.
 
 use crate::error::ParseError;

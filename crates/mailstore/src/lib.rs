@@ -11,7 +11,7 @@
 //! every parser is bounded and total. Mailbox names come from users and are validated so that no
 //! name can reach a path outside the Maildir ([`names::MailboxName`]).
 //!
-//! Conventions (see ../shared/compat.md §3):
+//! Conventions (see docs/formats.md#maildir-as-dovecot-keeps-it):
 //! * Mailbox names are IMAP names with the Maildir++ hierarchy separator `.` (Dovecot's default for
 //!   Maildir++): `Lists.rust` lives in `<root>/.Lists.rust`; `INBOX` (any case) or `None` is the
 //!   root. Folder directory names are modified UTF-7 unless [`Maildir::with_utf8_names`] is set
@@ -23,8 +23,9 @@
 //! * Caches are never authoritative: every call reads the files again.
 //!
 //! Formats implemented: Maildir (cr.yp.to/proto/maildir.html) and Maildir++ (folders, quota),
-//! Dovecot's control files as its source writes them (compat.md §3), modified UTF-7 mailbox names
-//! (RFC 3501 §5.1.3), POP3 UIDLs as Dovecot derives them (RFC 1939 UIDL).
+//! Dovecot's control files as its source writes them
+//! (docs/formats.md#maildir-as-dovecot-keeps-it), modified UTF-7 mailbox names (RFC 3501
+//! §5.1.3), POP3 UIDLs as Dovecot derives them (RFC 1939 UIDL).
 //!
 //! Dependencies: `nix` for the few system calls std lacks (kill(pid, 0) for stale dot-locks,
 //! utimensat, gethostname).

@@ -9,7 +9,7 @@
 //! (authd, or the admin running `pochta pw`). Hashing is CPU-heavy: async callers use
 //! `spawn_blocking`.
 //!
-//! Formats: ../shared/compat.md §4.2 (Dovecot `password-scheme*.c`); RFC 2195 (CRAM-MD5),
+//! Formats: docs/formats.md#password-schemes (Dovecot `password-scheme*.c`); RFC 2195 (CRAM-MD5),
 //! RFC 2831 (DIGEST-MD5 secret), RFC 2289 (OTP), RFC 5802 / RFC 7677 (SCRAM-SHA-1/-256),
 //! RFC 8018 (PBKDF2).
 //!

@@ -4,8 +4,8 @@
 //! in DIR/spool, logs in DIR/log, certificate in DIR/tls), starts each `pochta-*` daemon found
 //! next to this binary as its own process (own process group, own NOTIFY_SOCKET), waits until each
 //! one said READY=1, prints the endpoints, and stops them all on Ctrl-C/SIGTERM. Fixed ports
-//! (design.md §4). A config file in DIR/etc without the first line the demo writes is the user's:
-//! the demo runs it as it is and never overwrites it.
+//! (docs/architecture.md#the-demo). A config file in DIR/etc without the first line the demo
+//! writes is the user's: the demo runs it as it is and never overwrites it.
 
 mod setup;
 

@@ -6,12 +6,14 @@
 //!    returns the daemon's whole TOML config:
 //!    - start with `env.server_table()` (log level, drain time, and `user` when run as root);
 //!    - add `env.tls_table()` when a listener uses TLS (the demo's self-signed certificate);
-//!    - add `listener(service, address, tls)` for each listener, on the fixed ports of design.md
-//!      §4 (`ports::SMTP`, `ports::IMAP`, … below) or at `env.socket("lmtp")` for
-//!      UNIX sockets (sockets live in DIR/run: `auth-client`, `auth-userdb`, `lmtp`);
+//!    - add `listener(service, address, tls)` for each listener, on the fixed ports of
+//!      docs/architecture.md#the-demo (`ports::SMTP`, `ports::IMAP`, … below) or at
+//!      `env.socket("lmtp")` for UNIX sockets (sockets live in DIR/run: `auth-client`,
+//!      `auth-userdb`, `lmtp`);
 //!    - then its own tables. Paths: mail in `env.mail_root()` laid out as
 //!      `<mail_root>/pochta.test/<user>/Maildir` (`env.mail_location()` gives that as the
-//!      template `<mail_root>/%d/%n/Maildir` of design.md §3), the users file
+//!      template `<mail_root>/%d/%n/Maildir`, see docs/formats.md#mail-location-templates),
+//!      the users file
 //!      `env.users_file()` (DIR/etc/users, Dovecot passwd-file format, alice@pochta.test and
 //!      bob@pochta.test), queue and other state in `env.spool().join("<daemon>")` (the demo
 //!      creates it). Quote paths with `q()`, other strings with `quote()`.
@@ -25,7 +27,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// Fixed demo endpoints (design.md §4), so docs and tests can rely on them.
+/// Fixed demo endpoints (docs/architecture.md#the-demo), so docs and tests can rely on them.
 #[allow(dead_code)] // used by the daemons' templates as they land
 pub(crate) mod ports {
     pub(crate) const SMTP: &str = "127.0.0.1:2525";
@@ -105,7 +107,8 @@ impl DemoEnv {
         self.dir.join("mail")
     }
 
-    /// `DIR/mail/%d/%n/Maildir`: the mail location template (design.md §3 variables).
+    /// `DIR/mail/%d/%n/Maildir`: the mail location template
+    /// (docs/formats.md#mail-location-templates).
     pub(crate) fn mail_location(&self) -> String {
         format!("{}/%d/%n/Maildir", self.mail_root().display())
     }
