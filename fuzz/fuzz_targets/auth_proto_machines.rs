@@ -1,6 +1,6 @@
 //! All four state machines (auth-client server and client, userdb server and client) fed the
 //! same bytes in chunks chosen by the first input byte, with a driver that answers every
-//! request: never a panic, and output bounded by the input. Seeds: see `dict`.
+//! request: never a panic, and output bounded by the input. Words: fuzz/dict/auth.dict.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,7 @@
 //! Fuzzes the whole message API: parse, ENVELOPE, BODY/BODYSTRUCTURE, every section form of
 //! a few part numbers, BINARY and the SEARCH helpers, with the invariants of tests/robust.rs
 //! (BODY[] = RFC822.SIZE bytes, HEADER + TEXT = BODY[], BINARY.SIZE = len(BINARY)).
-//! Run: cargo fuzz run message (from crates/imap-message).
+//! Run: fuzz/run imap_message (from the repository root).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

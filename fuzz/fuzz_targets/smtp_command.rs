@@ -12,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = cmd.verb().ends_pipelining_group();
         let again = match &cmd {
+            // A non-ASCII reverse-path needs SMTPUTF8 on the same line (RFC 6531 §3.4).
+            Command::Mail { from, params } if params.smtputf8 => {
+                format!("MAIL FROM:<{from}> SMTPUTF8")
+            }
             Command::Mail { from, .. } => format!("MAIL FROM:<{from}>"),
             Command::Rcpt { to, .. } => format!("RCPT TO:<{to}>"),
             _ => continue,

@@ -1,7 +1,7 @@
 //! Robustness: any input gives an answer without panicking, outputs stay consistent with
 //! the input (sizes, section bounds), deep nesting is cut off, and big inputs take linear
-//! time. A cheap proptest runs in the normal test command; the fuzz target in fuzz/ does the
-//! same checks for longer.
+//! time. A cheap proptest runs in the normal test command; the fuzz target imap_message (fuzz/)
+//! does the same checks for longer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

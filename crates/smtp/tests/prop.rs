@@ -1,6 +1,6 @@
-//! Cheap property tests (the fuzz target in fuzz/ goes deeper): arbitrary input never panics
-//! the session and keeps it bounded; any body survives dot-stuffing and arbitrary splitting of
-//! the input byte for byte; mailboxes round-trip through Display and parse.
+//! Cheap property tests (the fuzz target smtp_session in fuzz/ goes deeper): arbitrary input
+//! never panics the session and keeps it bounded; any body survives dot-stuffing and arbitrary
+//! splitting of the input byte for byte; mailboxes round-trip through Display and parse.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

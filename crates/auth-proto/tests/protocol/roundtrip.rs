@@ -1,6 +1,6 @@
-//! Cheap property tests (the fuzz targets in `fuzz/` go deeper): escaping and message round
-//! trips, and arbitrary input in arbitrary chunks never panics any state machine nor grows its
-//! output without bound.
+//! Cheap property tests (the fuzz targets `auth_proto_*` in `fuzz/` go deeper): escaping and
+//! message round trips, and arbitrary input in arbitrary chunks never panics any state machine
+//! nor grows its output without bound.
 
 use std::num::NonZeroU32;
 
@@ -106,7 +106,7 @@ fn strip(line: &[u8]) -> &[u8] {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// The fuzz target `messages`, cheaply: what parses re-encodes to the same message.
+    /// The fuzz target `auth_proto_messages`, cheaply: what parses re-encodes to the same message.
     #[test]
     fn parsers_round_trip(line in protocol_line()) {
         if let Ok(m) = ServerReply::parse(&line) {

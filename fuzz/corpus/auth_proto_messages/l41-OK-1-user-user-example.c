@@ -1,0 +1,1 @@
+OK	1	user=user@example.com
