@@ -190,6 +190,12 @@ impl AddressBook {
         self.local_domains.contains(&d)
     }
 
+    /// Mail for `domain` stays on this machine (LMTP): a local domain, or an alias-only one
+    /// (host name, localhost), whose addresses that are no alias the userdb then refuses.
+    fn delivered_here(&self, domain: &str) -> bool {
+        self.is_local(domain) || self.alias_domains.contains(&domain_key(domain))
+    }
+
     /// A domain we answer for: local, alias-only, or a virtual alias domain.
     fn is_ours(&self, domain: &str) -> bool {
         let d = domain_key(domain);
@@ -342,7 +348,7 @@ impl AddressBook {
                     unknown_targets.push(a);
                 }
                 Target::Address(a) => {
-                    let forwarded = !self.is_local(split(&a).1);
+                    let forwarded = !self.delivered_here(split(&a).1);
                     finals.push(Final {
                         address: a,
                         orig: None,
@@ -532,7 +538,7 @@ impl pochta_queue::AddressPolicy for AddressBook {
     /// that is no alias goes to LMTP, whose userdb answers "unknown" and the sender gets a
     /// bounce — never to DNS (Postfix's local(8) bounces such a user too).
     fn is_local_domain(&self, domain: &str) -> bool {
-        self.is_local(domain) || self.alias_domains.contains(&domain_key(domain))
+        self.delivered_here(domain)
     }
 
     fn myorigin(&self) -> &str {
