@@ -13,9 +13,10 @@ pub struct TableConfig {
     /// bare names and to addresses in `alias_domains`.
     pub alias_maps: Vec<PathBuf>,
     /// virtual(5) tables for every address: `PATH` (or `texthash:PATH`) for
-    /// `user@domain targets…` / `@domain target` / `user@ target` lines, `regexp:PATH` (or
-    /// `pcre:PATH`) for regexp_table(5) patterns. A line `domain.example anything` makes a
-    /// virtual alias domain: its addresses without an entry are refused.
+    /// `user@domain targets…` / `@domain target` / `user target` (myorigin and the alias
+    /// domains) lines, `regexp:PATH` (or `pcre:PATH`) for regexp_table(5) patterns. A line
+    /// `domain.example anything` makes a virtual alias domain: its addresses without an entry
+    /// are refused.
     pub virtual_alias_maps: Vec<String>,
     /// Domains where aliases(5) apply (Postfix mydestination). Default: myorigin, the host
     /// name and `localhost`.
