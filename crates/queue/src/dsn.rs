@@ -120,7 +120,8 @@ pub(crate) fn build(r: &Report<'_>) -> Built {
     {
         boundary.push_str(".x");
     }
-    let eight_bit = eight_bit_orig || eight_bit_human;
+    // A UTF-8 recipient (SMTPUTF8 sender) puts 8-bit octets in the To: header too.
+    let eight_bit = eight_bit_orig || eight_bit_human || !header_addr(r.to).is_ascii();
 
     let mut out = Vec::with_capacity(returned.len() + human.len() + status.len() + 1024);
     let mut head = String::new();
