@@ -22,7 +22,7 @@
 
 use crate::config::Config;
 use crate::policy::{self, Client};
-use pochta_aliases::{domain_key, Aliases, Target};
+use pochta_aliases::{domain_key, same_address, Aliases, Target};
 use pochta_queue::{Agent, LocalAlias};
 use pochta_smtp::{ForwardPath, Reply};
 use pochta_srs::Srs;
@@ -259,11 +259,17 @@ impl AddressBook {
         client: Client,
     ) -> Result<Resolved, Reply> {
         let shown = orig.unwrap_or(address);
+        let (local, domain) = split(address);
+        // Relay permission is decided on the address the client named, before any table is
+        // consulted (Postfix's reject_unauth_destination runs before cleanup's virtual
+        // expansion): a table entry for a foreign domain never opens a relay.
+        if !client.may_relay() && !self.is_ours(domain) {
+            return Err(policy::relay_denied(shown));
+        }
         let finals = self.expand_finals(address, orig)?;
         if let Some(finals) = finals {
             return Ok(Resolved::Finals(finals));
         }
-        let (local, domain) = split(address);
         let postmaster = local.eq_ignore_ascii_case("postmaster");
         if postmaster && domain != self.myorigin && self.is_ours(domain) {
             // Every domain's postmaster reaches myorigin's (RFC 5321 §4.5.1).
@@ -405,7 +411,7 @@ impl AddressBook {
         let unchanged = finals.len() == 1
             && finals[0].sender.is_none()
             && finals[0].agent == Agent::Mailbox
-            && finals[0].address.eq_ignore_ascii_case(address);
+            && same_address(&finals[0].address, address);
         if unchanged {
             return Ok(None);
         }

@@ -141,6 +141,46 @@ fn postmaster_always_ours() {
     }
 }
 
+/// Found by the relay-policy fuzz target: the tables fold non-ASCII case, so an address in
+/// a foreign domain with an upper-case non-ASCII letter looked "changed by an alias" and was
+/// relayed for a stranger.
+#[test]
+fn foreign_domains_never_relayed_for_strangers() {
+    let b = plain();
+    let to = ForwardPath::Mailbox(
+        pochta_smtp::Mailbox::parse("\"re334[IPv6:map.sc/anme.org\"@pochta.tÕt", true).unwrap(),
+    );
+    assert_eq!(b.resolve(&to, STRANGER, 0).unwrap_err().code(), 554);
+    let to = ForwardPath::Mailbox(pochta_smtp::Mailbox::parse("a@PÖCHTA.test", true).unwrap());
+    assert_eq!(b.resolve(&to, STRANGER, 0).unwrap_err().code(), 554);
+    // A virtual entry for a foreign domain is no relay permission (Postfix: the same).
+    let dir = std::env::temp_dir().join(format!("pochta-relay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let virt = dir.join("virtual");
+    std::fs::write(
+        &virt,
+        "x@gmail.example alice@pochta.test\n/^y@/ alice@pochta.test\n",
+    )
+    .unwrap();
+    let re = dir.join("virtual.re");
+    std::fs::write(&re, "/^y@/ alice@pochta.test\n").unwrap();
+    let b = book(&format!(
+        "local_domains = [\"pochta.test\"]\n[aliases]\nvirtual_alias_maps = [\"{}\", \"regexp:{}\"]\n",
+        virt.display(),
+        re.display()
+    ));
+    for addr in ["x@gmail.example", "y@elsewhere.example"] {
+        let to = rcpt(addr).unwrap();
+        assert_eq!(
+            b.resolve(&to, STRANGER, 0).unwrap_err().code(),
+            554,
+            "{addr}"
+        );
+        assert!(b.resolve(&to, USER, 0).is_ok(), "{addr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 proptest::proptest! {
     /// Whatever RCPT the parser accepts: no panic, and nothing with a percent hack, bang
     /// path or `@` in its local part is routed, for any client.

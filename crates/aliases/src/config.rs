@@ -56,6 +56,12 @@ pub fn domain_key(d: &str) -> String {
     d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
 }
 
+/// The same address whatever the case, non-ASCII letters included: expansion folds case with
+/// Unicode rules (`a@PÖCHTA.test` comes back as `a@pöchta.test`), and that is no alias.
+pub fn same_address(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
+}
+
 /// The domain bare names get (Postfix myorigin): the configured one, else the first local
 /// domain, else the host name; lower-case.
 pub fn myorigin(explicit: Option<&str>, local_domains: &[String], hostname: &str) -> String {

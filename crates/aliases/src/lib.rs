@@ -45,7 +45,7 @@ mod tok822;
 mod virtual_table;
 
 use aliases_file::{AliasFile, IncludeFile};
-pub use config::{domain_key, myorigin, TableConfig};
+pub use config::{domain_key, myorigin, same_address, TableConfig};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;

@@ -128,7 +128,7 @@ pub(crate) fn run(args: AliasesArgs) -> ExitCode {
                     })
                     .collect();
                 let same = matches!(x.targets.as_slice(),
-                    [(None, Target::Address(a))] if a.eq_ignore_ascii_case(&qualified(address, &origin)));
+                    [(None, Target::Address(a))] if pochta_aliases::same_address(a, &qualified(address, &origin)));
                 if same && x.failures.is_empty() {
                     println!("{address}: no alias");
                 } else {
