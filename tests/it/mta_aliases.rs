@@ -78,6 +78,17 @@ fn maildir_count(md: &Path, needle: &str) -> usize {
         .count()
 }
 
+/// `pochta-mta --check-config` on `cfg`: must refuse it (78); its message.
+fn refused_config(cfg: &Path) -> String {
+    let out = Command::new(daemon_bin("mta"))
+        .args(["--check-config", "-c", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    err
+}
+
 /// Writes `name` in the stack's directory (readable by the daemons' user).
 fn table(dir: &TempDir, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -356,12 +367,7 @@ fn bad_tables_are_refused_with_file_and_line() {
             aliases.display()
         ),
     );
-    let out = Command::new(daemon_bin("mta"))
-        .args(["--check-config", "-c", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let err = refused_config(&cfg);
     let at = |line: usize| format!("{}:{line}:", aliases.display());
     assert!(err.contains(&at(3)) && err.contains("command"), "{err}");
     assert!(err.contains(&at(4)), "{err}");
@@ -393,12 +399,7 @@ fn bad_tables_are_refused_with_file_and_line() {
         ),
     )
     .unwrap();
-    let out = Command::new(daemon_bin("mta"))
-        .args(["--check-config", "-c", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let err = refused_config(&cfg);
     for want in [
         format!("{}:1:", aliases.display()),
         format!("{}:2:", virt.display()),
@@ -732,12 +733,7 @@ fn commands_and_files_in_aliases() {
                 foreign.display()
             )),
         );
-        let out = Command::new(daemon_bin("mta"))
-            .args(["--check-config", "-c", cfg.to_str().unwrap()])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(78), "{err}");
+        let err = refused_config(&cfg);
         assert!(
             err.contains(&format!(
                 "{} is owned by daemon but pochta-mta runs as nobody: |command and /file \
