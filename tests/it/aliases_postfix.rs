@@ -26,7 +26,7 @@ use crate::outbound::peers::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MYORIGIN: &str = "pochta.test";
@@ -520,18 +520,9 @@ fn write_tables(dir: &Path) -> PathBuf {
 }
 
 fn run(tool: &str, args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(need(tool))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{tool} {args:?}: {text}");
-    text
+    let mut cmd = Command::new(need(tool));
+    cmd.args(args);
+    run_ok(cmd)
 }
 
 /// Builds Postfix's copies of the tables with postalias/postmap in an indexed type this

@@ -40,6 +40,19 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs `cmd` with no stdin; panics with its output unless it exits 0. Returns stdout then
+/// stderr.
+pub fn run_ok(mut cmd: Command) -> String {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -426,32 +426,17 @@ fn start_mda(dir: &TempDir) -> (Proc, PathBuf) {
     (start_daemon("mda-lmtp", &cfg), socket)
 }
 
-/// Runs a python script; panics with its output unless it exits 0. Returns stdout.
+/// Runs a python script; panics with its output unless it exits 0. Returns its output.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new(need("python3"))
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "python failed:\n{text}");
-    text
+    let mut cmd = Command::new(need("python3"));
+    cmd.arg("-c").arg(script).args(args);
+    run_ok(cmd)
 }
 
 pub fn swaks(args: &[&str]) -> String {
-    let out = Command::new(need("swaks")).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "swaks {args:?} failed:\n{text}");
-    text
+    let mut cmd = Command::new(need("swaks"));
+    cmd.args(args);
+    run_ok(cmd)
 }
 
 /// python smtplib: `mode` plain|starttls|ssl, optional login, one message; prints the
